@@ -1,0 +1,24 @@
+"""minicnn: a from-scratch deep-learning engine for convolutional networks.
+
+``import minicnn as mc`` gives tensors, autograd and the functional ops;
+``minicnn.nn``, ``minicnn.optim`` and ``minicnn.models`` hold the rest.
+"""
+from numpy import float32, float64, int64  # dtype names as torch users type them
+
+from .autograd import Function, enable_grad, is_grad_enabled, no_grad
+from .backend import cuda_available
+from .creation import (arange, from_numpy, full, ones, ones_like, rand, randint, randn,
+                       tensor, zeros, zeros_like)
+from .gradcheck import GradcheckError, gradcheck
+from .ops import (abs, amax, amin, argmax, argmin, cat, chunk, clamp, clip, concatenate, exp,
+                  flatten, log, log_softmax, matmul, max, mean, min, pad, permute, relu,
+                  reshape, sigmoid, softmax, split, sqrt, squeeze, stack, sum, tanh,
+                  transpose, unsqueeze, var, where)
+from .random import manual_seed
+from .tensor import Tensor
+
+float = float32
+double = float64
+long = int64
+
+__version__ = "0.1.0"

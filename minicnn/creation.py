@@ -1,0 +1,64 @@
+"""Constructors: ``tensor`` and the zeros/ones/random families (float32 by default)."""
+import numpy as np
+
+from . import backend
+from .random import generator
+from .tensor import Tensor
+
+
+def tensor(data, requires_grad=False, dtype=None, device="cpu"):
+    """A new leaf tensor holding ``data`` (Python floats become float32, NumPy dtypes are kept)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+def _shape(size):
+    return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+
+
+def _new(array, requires_grad, device):
+    return Tensor(array, requires_grad=requires_grad, device=device)
+
+
+def zeros(*size, dtype=np.float32, requires_grad=False, device="cpu"):
+    return _new(np.zeros(_shape(size), dtype), requires_grad, device)
+
+
+def ones(*size, dtype=np.float32, requires_grad=False, device="cpu"):
+    return _new(np.ones(_shape(size), dtype), requires_grad, device)
+
+
+def full(size, fill_value, dtype=np.float32, requires_grad=False, device="cpu"):
+    return _new(np.full(_shape((size,)), fill_value, dtype), requires_grad, device)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    xp = backend.array_module(t.data)
+    return Tensor(xp.zeros(t.shape, dtype or t.dtype), requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    xp = backend.array_module(t.data)
+    return Tensor(xp.ones(t.shape, dtype or t.dtype), requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device="cpu"):
+    a = np.arange(start, end, step) if end is not None else np.arange(start)
+    if dtype is None and a.dtype == np.float64:
+        dtype = np.float32
+    return Tensor(a, dtype=dtype, device=device)
+
+
+def randn(*size, dtype=np.float32, requires_grad=False, device="cpu"):
+    return _new(generator().standard_normal(_shape(size)).astype(dtype), requires_grad, device)
+
+
+def rand(*size, dtype=np.float32, requires_grad=False, device="cpu"):
+    return _new(generator().random(_shape(size)).astype(dtype), requires_grad, device)
+
+
+def randint(low, high, size, device="cpu"):
+    return _new(generator().integers(low, high, size=_shape((size,))), False, device)
+
+
+def from_numpy(array):
+    return Tensor(np.asarray(array))

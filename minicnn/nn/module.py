@@ -1,0 +1,279 @@
+"""``Module``: the base of every layer and model, with PyTorch's registration rules.
+
+Assigning a Parameter or a Module to an attribute registers it; buffers (state
+that is saved but not learned, like BatchNorm's running statistics) are
+registered with ``register_buffer``. ``state_dict`` keys are dotted paths,
+identical to PyTorch's, so weights move between the two by name.
+"""
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+from .parameter import Parameter
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class _HookHandle:
+    def __init__(self, hooks, key):
+        self.hooks, self.key = hooks, key
+
+    def remove(self):
+        self.hooks.pop(self.key, None)
+
+
+class Module:
+    training = True
+
+    def __init__(self):
+        d = self.__dict__
+        d["_parameters"] = OrderedDict()
+        d["_buffers"] = OrderedDict()
+        d["_non_persistent"] = set()
+        d["_modules"] = OrderedDict()
+        d["_forward_hooks"] = OrderedDict()
+        d["training"] = True
+
+    # -- registration ------------------------------------------------------
+    def __setattr__(self, name, value):
+        d = self.__dict__
+        if "_parameters" not in d:
+            raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        params, buffers, modules = d["_parameters"], d["_buffers"], d["_modules"]
+        if isinstance(value, Parameter):
+            for r in (d, buffers, modules):
+                r.pop(name, None)
+            params[name] = value
+        elif isinstance(value, Module):
+            for r in (d, params, buffers):
+                r.pop(name, None)
+            modules[name] = value
+        elif name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} to parameter '{name}' (use nn.Parameter or None)")
+            params[name] = None
+        elif name in buffers:
+            buffers[name] = value if value is None or isinstance(value, Tensor) else Tensor(value)
+        elif name in modules:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} to child module '{name}' (use a Module or None)")
+            modules[name] = None
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        for registry in ("_parameters", "_buffers", "_modules"):
+            if registry in d and name in d[registry]:
+                return d[registry][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for registry in ("_parameters", "_buffers", "_modules"):
+            if name in self.__dict__[registry]:
+                del self.__dict__[registry][name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        if param is None:
+            self.__dict__.pop(name, None)
+            self._parameters[name] = None
+        else:
+            setattr(self, name, param)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Saved in ``state_dict`` and moved by ``to``, but not returned by ``parameters``."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            tensor = Tensor(tensor)
+        self.__dict__.pop(name, None)
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent.add(name)
+
+    def add_module(self, name, module):
+        self._modules[name] = module
+
+    # -- traversal ---------------------------------------------------------
+    def named_modules(self, prefix=""):
+        seen = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield name, m
+            children = [(f"{name}.{k}" if name else k, c) for k, c in m._modules.items() if c is not None]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def named_children(self):
+        return ((k, m) for k, m in self._modules.items() if m is not None)
+
+    def children(self):
+        return (m for _, m in self.named_children())
+
+    def _named(self, registry, prefix="", recurse=True):
+        seen = set()
+        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mname, m in mods:
+            for k, v in getattr(m, registry).items():
+                if v is None or id(v) in seen:
+                    continue
+                seen.add(id(v))
+                yield (f"{mname}.{k}" if mname else k), v
+
+    def named_parameters(self, prefix="", recurse=True):
+        return self._named("_parameters", prefix, recurse)
+
+    def parameters(self, recurse=True):
+        return (p for _, p in self.named_parameters(recurse=recurse))
+
+    def named_buffers(self, prefix="", recurse=True):
+        return self._named("_buffers", prefix, recurse)
+
+    def buffers(self, recurse=True):
+        return (b for _, b in self.named_buffers(recurse=recurse))
+
+    # -- calling -------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def __call__(self, *args, **kwargs):
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            result = hook(self, args, out)
+            if result is not None:
+                out = result
+        return out
+
+    def register_forward_hook(self, hook):
+        """``hook(module, inputs, output)`` runs after every forward; returns a handle with ``remove()``."""
+        key = object()
+        self._forward_hooks[key] = hook
+        return _HookHandle(self._forward_hooks, key)
+
+    # -- modes and devices --------------------------------------------------
+    def train(self, mode=True):
+        for m in self.modules():
+            m.__dict__["training"] = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
+
+    def _convert(self, fn):
+        for m in self.modules():
+            for registry in (m._parameters, m._buffers):
+                for t in registry.values():
+                    if t is not None:
+                        t.data = fn(t.data)
+                        if t.grad is not None:
+                            t.grad.data = fn(t.grad.data)
+        return self
+
+    def to(self, device=None, dtype=None):
+        """Move (in place) every parameter and buffer; ``dtype`` casts floating point ones only."""
+        if device is not None:
+            device = backend.normalize_device(device)
+            self._convert(lambda a: backend.to_device(a, device))
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            self._convert(lambda a: a.astype(dtype) if a.dtype.kind == "f" else a)
+        return self
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def float(self):
+        return self.to(dtype=np.float32)
+
+    def double(self):
+        return self.to(dtype=np.float64)
+
+    def apply(self, fn):
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # -- state -----------------------------------------------------------------
+    def state_dict(self, prefix=""):
+        """Parameters and persistent buffers as host NumPy arrays, under PyTorch's keys."""
+        out = OrderedDict()
+        for mname, m in self.named_modules(prefix.rstrip(".")):
+            pre = f"{mname}." if mname else ""
+            for k, p in m._parameters.items():
+                if p is not None:
+                    out[pre + k] = p.numpy().copy()
+            for k, b in m._buffers.items():
+                if b is not None and k not in m._non_persistent:
+                    out[pre + k] = b.numpy().copy()
+        return out
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays (NumPy, CuPy or Tensors) into parameters and buffers by key.
+
+        With ``strict``, missing or unexpected keys raise; a shape mismatch always raises.
+        """
+        own = OrderedDict()
+        for mname, m in self.named_modules():
+            pre = f"{mname}." if mname else ""
+            for k, t in list(m._parameters.items()) + [
+                (k, b) for k, b in m._buffers.items() if k not in m._non_persistent
+            ]:
+                if t is not None:
+                    own[pre + k] = t
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors = []
+        for k, t in own.items():
+            if k not in state_dict:
+                continue
+            v = state_dict[k]
+            arr = backend.to_numpy(v.data if isinstance(v, Tensor) else v)
+            if tuple(arr.shape) != t.shape:
+                errors.append(f"size mismatch for {k}: copying a param with shape {tuple(arr.shape)} "
+                              f"from checkpoint, the shape in current model is {t.shape}")
+        if strict:
+            if missing:
+                errors.append("missing keys: " + ", ".join(missing))
+            if unexpected:
+                errors.append("unexpected keys: " + ", ".join(unexpected))
+        if errors:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n  " + "\n  ".join(errors))
+        for k, t in own.items():
+            if k in state_dict:
+                v = state_dict[k]
+                arr = backend.to_numpy(v.data if isinstance(v, Tensor) else v)
+                t.data = backend.to_device(np.array(arr, dtype=t.dtype), t.device)
+        return IncompatibleKeys(missing, unexpected)
+
+    # -- printing --------------------------------------------------------------
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"({k}): " + repr(m).replace("\n", "\n  ") for k, m in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        return head + (")" if not lines else "\n  " + "\n  ".join(lines) + "\n)")

@@ -1,0 +1,11 @@
+"""The differentiable ops, each a ``Function`` with forward/backward on raw arrays.
+
+Families live in their own files; this package re-exports the functional forms
+that ``Tensor`` methods and ``minicnn`` need.
+"""
+from .activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
+from .arithmetic import add, div, matmul, mul, neg, pow, sub
+from .elementwise import abs, clamp, clip, exp, log, sqrt, where
+from .reduction import amax, amin, argmax, argmin, max, mean, min, sum, var
+from .shape import (cat, chunk, concatenate, expand, flatten, getitem, pad, permute,
+                    reshape, split, squeeze, stack, transpose, unsqueeze, view)

@@ -1,0 +1,127 @@
+"""Reductions over axes: sum, mean, max/min (and their indices), var."""
+import builtins
+from collections import namedtuple
+
+from ..autograd import Function
+
+MaxResult = namedtuple("MaxResult", ["values", "indices"])
+
+
+def normalize_axes(dim, ndim, op):
+    """``dim`` (None, int or sequence) as a sorted tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    out, n = [], builtins.max(ndim, 1)
+    for d in dims:
+        if not -n <= d < n:
+            raise IndexError(f"{op}: dim {d} is out of range for a tensor with {ndim} dimensions")
+        out.append(d % n)
+    return tuple(sorted(set(out))) if ndim else ()
+
+
+def _restore(gy, axes, keepdims, xp):
+    """Put the reduced axes back as size-1 axes so ``gy`` broadcasts against the input."""
+    return gy if keepdims or not axes else xp.expand_dims(gy, axes)
+
+
+class Sum(Function):
+    def __init__(self, axes, keepdims):
+        self.axes, self.keepdims = axes, keepdims
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.sum(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        return self.xp.broadcast_to(_restore(gy, self.axes, self.keepdims, self.xp), self.x_shape)
+
+
+class Mean(Sum):
+    def forward(self, x):
+        self.count = 1
+        for a in self.axes:
+            self.count *= x.shape[a]
+        return super().forward(x) / x.dtype.type(self.count)
+
+    def backward(self, gy):
+        return super().backward(gy / gy.dtype.type(self.count))
+
+
+class MaxMin(Function):
+    """Max (or min) over axes; ties share the gradient equally (as ``torch.amax``)."""
+
+    def __init__(self, axes, keepdims, use_max):
+        self.axes, self.keepdims, self.use_max = axes, keepdims, use_max
+
+    def forward(self, x):
+        if x.size == 0:
+            raise ValueError(f"{'max' if self.use_max else 'min'}: cannot reduce an empty tensor of shape {x.shape}")
+        y = (x.max if self.use_max else x.min)(axis=self.axes, keepdims=True)
+        self.mask = x == y  # (x.shape) bool: where the extremum sits
+        return y if self.keepdims else y.reshape([s for i, s in enumerate(y.shape) if i not in self.axes])
+
+    def backward(self, gy):
+        xp = self.xp
+        gy = _restore(gy, self.axes, self.keepdims, xp)
+        share = self.mask.sum(axis=self.axes, keepdims=True).astype(gy.dtype)
+        return self.mask * (gy / share)
+
+
+def sum(x, dim=None, keepdim=False):
+    return Sum(normalize_axes(dim, x.ndim, "sum"), keepdim).apply(x)
+
+
+def mean(x, dim=None, keepdim=False):
+    return Mean(normalize_axes(dim, x.ndim, "mean"), keepdim).apply(x)
+
+
+def var(x, dim=None, keepdim=False, unbiased=True):
+    axes = normalize_axes(dim, x.ndim, "var")
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    d = x - mean(x, axes, keepdim=True)
+    return sum(d * d, axes, keepdim) / builtins.max(n - 1 if unbiased else n, 1)
+
+
+def _extremum(x, dim, keepdim, use_max):
+    name = "max" if use_max else "min"
+    values = MaxMin(normalize_axes(dim, x.ndim, name), keepdim, use_max).apply(x)
+    if dim is None or not isinstance(dim, int):
+        return values
+    return MaxResult(values, (argmax if use_max else argmin)(x, dim, keepdim))
+
+
+def max(x, dim=None, keepdim=False):
+    """Largest value; with an int ``dim``, a (values, indices) pair as in PyTorch."""
+    return _extremum(x, dim, keepdim, True)
+
+
+def min(x, dim=None, keepdim=False):
+    return _extremum(x, dim, keepdim, False)
+
+
+def amax(x, dim=None, keepdim=False):
+    return MaxMin(normalize_axes(dim, x.ndim, "amax"), keepdim, True).apply(x)
+
+
+def amin(x, dim=None, keepdim=False):
+    return MaxMin(normalize_axes(dim, x.ndim, "amin"), keepdim, False).apply(x)
+
+
+def _arg(x, dim, keepdim, name):
+    from ..tensor import Tensor
+
+    if dim is None:
+        return Tensor._make(getattr(x.data.reshape(-1), name)().astype("int64"))
+    (axis,) = normalize_axes(dim, x.ndim, name)
+    return Tensor._make(getattr(x.data, name)(axis=axis, keepdims=keepdim).astype("int64"))
+
+
+def argmax(x, dim=None, keepdim=False):
+    return _arg(x, dim, keepdim, "argmax")
+
+
+def argmin(x, dim=None, keepdim=False):
+    return _arg(x, dim, keepdim, "argmin")

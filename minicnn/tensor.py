@@ -1,0 +1,369 @@
+"""``Tensor``: an array (NumPy or CuPy) plus the autograd bookkeeping."""
+import numbers
+
+import numpy as np
+
+from . import autograd, backend
+
+_DEFAULT_FLOAT = np.float32
+
+
+def _to_array(data, dtype, device):
+    """Turn user data into an array on ``device``; Python floats become float32."""
+    if isinstance(data, Tensor):
+        data = data.data
+    xp = backend.cupy_module() if device == "cuda" else np
+    if backend.is_cupy_array(data) or isinstance(data, np.ndarray) or isinstance(data, np.generic):
+        arr = data
+    else:
+        try:
+            arr = np.asarray(data)
+        except (ValueError, TypeError) as e:
+            raise TypeError(f"tensor(): cannot build a tensor from {type(data).__name__}: {e}") from None
+        if arr.dtype == np.float64 and dtype is None:
+            arr = arr.astype(_DEFAULT_FLOAT)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"tensor(): data of dtype {arr.dtype} is not numeric "
+            "(expected bool, integer or floating point values)"
+        )
+    arr = backend.to_device(arr, device)
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    return xp.asarray(arr)
+
+
+class Tensor:
+    """An n-dimensional array that can record the ops applied to it.
+
+    ``data`` is the NumPy or CuPy array, ``grad`` a Tensor (or None) filled by
+    ``backward``; ``requires_grad`` marks leaves whose gradient is wanted.
+    """
+
+    __array_priority__ = 1000  # so ``ndarray * Tensor`` defers to Tensor.__rmul__
+
+    def __init__(self, data, requires_grad=False, dtype=None, device=None):
+        if device is None:
+            device = backend.device_of(data.data if isinstance(data, Tensor) else data)
+        self.data = _to_array(data, dtype, backend.normalize_device(device))
+        self.grad = None
+        self._creator = None
+        self._out_index = 0
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _make(cls, array, requires_grad=False):
+        """Wrap an array produced by an op, without checks or copies."""
+        t = cls.__new__(cls)
+        t.data, t.grad, t._creator, t._out_index = array, None, None, 0
+        t._requires_grad = requires_grad
+        return t
+
+    # -- properties ---------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating point tensors can require gradients, not {self.data.dtype}")
+        if not flag and self._creator is not None:
+            raise RuntimeError("requires_grad can only be cleared on a leaf tensor; use detach()")
+        self._requires_grad = bool(flag)
+
+    shape = property(lambda self: tuple(self.data.shape))
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    device = property(lambda self: backend.device_of(self.data))
+    is_leaf = property(lambda self: self._creator is None)
+    T = property(lambda self: self.transpose(-1, -2) if self.ndim >= 2 else self)
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self):
+        return int(self.data.size)
+
+    def dim(self):
+        return self.ndim
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        dev = ", device='cuda'" if self.device == "cuda" else ""
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        return f"tensor({body}, dtype={self.dtype}{dev}{extra})"
+
+    # -- conversion ---------------------------------------------------------
+    def numpy(self):
+        """The values as a host NumPy array (a copy when on the GPU)."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): tensor of shape {self.shape} has {self.data.size} elements, not 1")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self):
+        """Same data, cut from the graph."""
+        return Tensor._make(self.data)
+
+    def to(self, device=None, dtype=None):
+        from .ops.shape import ToDevice, Cast
+
+        out = self
+        if device is not None and backend.normalize_device(device) != self.device:
+            out = ToDevice(backend.normalize_device(device)).apply(out)
+        if dtype is not None and np.dtype(dtype) != self.dtype:
+            out = Cast(dtype).apply(out)
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def float(self):
+        return self.to(dtype=np.float32)
+
+    def double(self):
+        return self.to(dtype=np.float64)
+
+    def long(self):
+        return Tensor._make(self.data.astype(np.int64))
+
+    def astype(self, dtype):
+        return self.to(dtype=dtype)
+
+    # -- autograd -----------------------------------------------------------
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        ``grad`` is the upstream gradient; it may be omitted only for a scalar.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward(): this tensor does not require grad and has no graph "
+                "(did you compute it under no_grad, or from tensors without requires_grad=True?)"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward(): grad can be implicitly created only for scalar outputs, "
+                    f"but this tensor has shape {self.shape}; pass grad=<tensor of that shape>"
+                )
+            g = backend.array_module(self.data).ones_like(self.data)
+        else:
+            g = grad.data if isinstance(grad, Tensor) else grad
+            g = backend.to_device(backend.array_module(self.data).asarray(g), self.device)
+            if g.shape != self.data.shape:
+                raise RuntimeError(f"backward(): grad has shape {tuple(g.shape)} but the tensor has shape {self.shape}")
+            g = g.astype(self.dtype, copy=False)
+        autograd.backward(self, g, retain_graph=retain_graph)
+
+    def _accumulate_grad(self, g):
+        if self.grad is None:
+            # backward may hand out broadcast views; a leaf's .grad owns its memory
+            xp = backend.array_module(g)
+            self.grad = Tensor._make(g if g.flags.c_contiguous and g.flags.writeable else xp.array(g))
+        else:
+            self.grad = Tensor._make(self.grad.data + g)
+
+    def retain_grad(self):
+        """Keep ``.grad`` for this non-leaf tensor too."""
+        if self._creator is not None:
+            self._creator._retained[self._out_index] = self
+        return self
+
+    def zero_(self):
+        self.data[...] = 0
+        return self
+
+    # -- arithmetic ---------------------------------------------------------
+    def __add__(self, o):
+        return ops.add(self, o)
+
+    def __radd__(self, o):
+        return ops.add(o, self)
+
+    def __sub__(self, o):
+        return ops.sub(self, o)
+
+    def __rsub__(self, o):
+        return ops.sub(o, self)
+
+    def __mul__(self, o):
+        return ops.mul(self, o)
+
+    def __rmul__(self, o):
+        return ops.mul(o, self)
+
+    def __truediv__(self, o):
+        return ops.div(self, o)
+
+    def __rtruediv__(self, o):
+        return ops.div(o, self)
+
+    def __pow__(self, o):
+        return ops.pow(self, o)
+
+    def __rpow__(self, o):
+        return ops.pow(o, self)
+
+    def __matmul__(self, o):
+        return ops.matmul(self, o)
+
+    def __rmatmul__(self, o):
+        return ops.matmul(o, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return ops.abs(self)
+
+    # Comparisons give boolean tensors outside the graph.
+    def _compare(self, o, f):
+        other = o.data if isinstance(o, Tensor) else o
+        return Tensor._make(f(self.data, other))
+
+    __lt__ = lambda self, o: self._compare(o, lambda a, b: a < b)
+    __le__ = lambda self, o: self._compare(o, lambda a, b: a <= b)
+    __gt__ = lambda self, o: self._compare(o, lambda a, b: a > b)
+    __ge__ = lambda self, o: self._compare(o, lambda a, b: a >= b)
+    __eq__ = lambda self, o: self._compare(o, lambda a, b: a == b)
+    __ne__ = lambda self, o: self._compare(o, lambda a, b: a != b)
+    __hash__ = object.__hash__
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.data.reshape(()))
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    def __setitem__(self, index, value):
+        if self.requires_grad and autograd.is_grad_enabled():
+            raise RuntimeError("in-place assignment to a tensor that requires grad; wrap it in no_grad()")
+        self.data[_raw_index(index)] = value.data if isinstance(value, Tensor) else value
+
+    # -- methods that mirror the functional ops -----------------------------
+    def sum(self, dim=None, keepdim=False):
+        return ops.sum(self, dim, keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        return ops.mean(self, dim, keepdim)
+
+    def var(self, dim=None, keepdim=False, unbiased=True):
+        return ops.var(self, dim, keepdim, unbiased)
+
+    def max(self, dim=None, keepdim=False):
+        return ops.max(self, dim, keepdim)
+
+    def min(self, dim=None, keepdim=False):
+        return ops.min(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        return ops.argmax(self, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        return ops.argmin(self, dim, keepdim)
+
+    def reshape(self, *shape):
+        return ops.reshape(self, *shape)
+
+    view = reshape
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return ops.flatten(self, start_dim, end_dim)
+
+    def transpose(self, dim0, dim1):
+        return ops.transpose(self, dim0, dim1)
+
+    def permute(self, *dims):
+        return ops.permute(self, *dims)
+
+    def squeeze(self, dim=None):
+        return ops.squeeze(self, dim)
+
+    def unsqueeze(self, dim):
+        return ops.unsqueeze(self, dim)
+
+    def expand(self, *shape):
+        return ops.expand(self, *shape)
+
+    def split(self, split_size_or_sections, dim=0):
+        return ops.split(self, split_size_or_sections, dim)
+
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def abs(self):
+        return ops.abs(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def clamp(self, min=None, max=None):
+        return ops.clamp(self, min, max)
+
+    clip = clamp
+
+    def softmax(self, dim):
+        return ops.softmax(self, dim)
+
+    def log_softmax(self, dim):
+        return ops.log_softmax(self, dim)
+
+
+def _raw_index(index):
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+def as_tensor(x, like=None):
+    """``x`` as a Tensor; numbers take ``like``'s dtype and device so float32 stays float32."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and isinstance(x, numbers.Number):
+        xp = backend.array_module(like.data)
+        dtype = like.dtype if like.dtype.kind == "f" or not isinstance(x, float) else _DEFAULT_FLOAT
+        return Tensor._make(xp.asarray(x, dtype=dtype))
+    if like is not None:
+        return Tensor(x, device=like.device)
+    return Tensor(x)
+
+
+from . import ops  # noqa: E402  (ops needs Tensor defined)
