@@ -77,3 +77,16 @@ def to_device(a, device):
 
 def to_numpy(a):
     return a.get() if is_cupy_array(a) else np.asarray(a)
+
+
+def kernels(a):
+    """The hot-spot kernels for ``a``'s device: ``minicnn.cpu`` (NumPy/numba) or
+    ``minicnn.cuda`` (our CUDA C kernels). Both expose the same functions with the
+    same signatures; this is the one place where an op chooses between them."""
+    if is_cupy_array(a):
+        from . import cuda
+
+        return cuda
+    from . import cpu
+
+    return cpu

@@ -1,0 +1,5 @@
+"""CPU hot spots (NumPy views and numba loops), one file per op family.
+
+Every function here has a twin of the same name and signature in ``minicnn.cuda``;
+ops call them through ``backend.kernels(array)``.
+"""
