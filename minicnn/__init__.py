@@ -15,6 +15,7 @@ from .ops import (abs, amax, amin, argmax, argmin, cat, chunk, clamp, clip, conc
                   reshape, sigmoid, softmax, split, sqrt, squeeze, stack, sum, tanh,
                   transpose, unsqueeze, var, where)
 from .random import manual_seed
+from .serialization import load, save
 from .tensor import Tensor
 
 float = float32

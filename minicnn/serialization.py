@@ -1,0 +1,414 @@
+"""Saving and loading checkpoints: ``mc.save(obj, path)`` and ``mc.load(path)``.
+
+minicnn's own format is a NumPy ``.npz`` (a zip archive). Every array is one
+``.npy`` member, named after its place in the checkpoint (``conv1.weight.npy``,
+``model/fc.bias.npy``, ...), so plain ``np.load(path)["conv1.weight"]`` reads it
+too. The member ``__minicnn__.json`` holds the structure::
+
+    {"format": "minicnn", "version": 1,
+     "root": {"dict": [["epoch", 3], ["model", {"dict": [["fc.bias", {"array": "model/fc.bias.npy"}]]}]]}}
+
+Containers are tagged ``{"dict": [[key, value], ...]}`` (str or int keys, order
+kept), ``{"list": [...]}`` and ``{"tuple": [...]}``; ``{"array": member}`` is an
+ndarray and ``{"scalar": member}`` a NumPy scalar (a 0-d member); Python
+int/bool/str/None are plain JSON and floats too, except ``{"float": "nan"}``,
+``"inf"``, ``"-inf"``. Nothing is ever unpickled.
+
+``load`` also reads PyTorch ``torch.save`` files (see ``minicnn.torch_reader``)
+and ``.safetensors`` files; ``save(..., format="safetensors")`` writes the
+latter for a flat ``{name: array}`` dict (PyTorch users read it with
+``safetensors.torch.load_file``).
+"""
+import json
+import math
+import os
+import struct
+import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+
+from . import backend
+
+__all__ = ["save", "load", "save_safetensors", "load_safetensors", "CheckpointError"]
+
+FORMAT_NAME = "minicnn"
+FORMAT_VERSION = 1
+STRUCTURE_MEMBER = "__minicnn__.json"
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be loaded: truncated, corrupt, foreign, too new or unsafe."""
+
+
+def _name(f):
+    return str(f) if isinstance(f, (str, os.PathLike)) else getattr(f, "name", repr(f))
+
+
+# -- saving ---------------------------------------------------------------------------------
+
+
+def save(obj, f, format=None):
+    """Write ``obj`` to ``f`` (a path or a binary file object).
+
+    ``obj`` is a state dict or any nesting of dict (str or int keys), list and
+    tuple holding arrays (NumPy, CuPy or Tensors; saved as host arrays), NumPy
+    scalars and Python int/float/bool/str/None.
+
+    ``format``: ``"npz"`` (minicnn's format, the default) or ``"safetensors"``
+    (only a flat ``{str: array}`` dict); ``None`` picks safetensors for a
+    ``.safetensors`` path and npz for everything else.
+
+    A path is written atomically: into a temporary file in the same directory,
+    flushed to disk, then renamed over ``f``; on any error nothing is left behind
+    and an existing ``f`` is untouched.
+    """
+    if format is None:
+        format = "safetensors" if _name(f).endswith(".safetensors") else "npz"
+    if format == "npz":
+        writer = lambda fh: _write_npz(obj, fh)  # noqa: E731
+    elif format == "safetensors":
+        if not isinstance(obj, dict):
+            raise TypeError(f"save(format='safetensors'): expected a flat dict of arrays, got {type(obj).__name__}")
+        writer = lambda fh: _write_safetensors(obj, fh, None)  # noqa: E731
+    else:
+        raise ValueError(f"save: unknown format {format!r}; expected 'npz' or 'safetensors'")
+    _write(f, writer)
+
+
+def _write(f, writer):
+    """Run ``writer(fileobj)`` on a file object, or atomically on a path."""
+    if hasattr(f, "write"):
+        writer(f)
+        return
+    path = os.fspath(f)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            writer(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+            if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; give the usual permissions
+                mask = os.umask(0)
+                os.umask(mask)
+                os.fchmod(fh.fileno(), 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory):
+    """Make the rename itself durable (POSIX only; a no-op where directories cannot be opened)."""
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def _host_array(x):
+    """NumPy array for a NumPy/CuPy array or a Tensor; None for anything else."""
+    from .tensor import Tensor
+
+    if isinstance(x, Tensor):
+        x = x.data
+    if isinstance(x, np.ndarray) or backend.is_cupy_array(x):
+        return backend.to_numpy(x)
+    return None
+
+
+class _Encoder:
+    """Turns a checkpoint into a JSON-able tree plus ``{member name: array}``."""
+
+    def __init__(self):
+        self.arrays = {}
+
+    def member(self, path, arr, where):
+        if arr.dtype.hasobject or arr.dtype.fields is not None:
+            raise TypeError(f"save: {where} is an array of dtype {arr.dtype}, which cannot be saved without pickle")
+        parts = [str(p) for p in path]
+        name = "/".join(parts) + ".npy"
+        bad = not parts or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts)
+        if bad or name in self.arrays or name == STRUCTURE_MEMBER:
+            name = f"arr_{len(self.arrays)}.npy"
+        self.arrays[name] = arr
+        return name
+
+    def encode(self, x, path):
+        where = "obj" + "".join(f"[{p!r}]" for p in path)
+        if x is None or isinstance(x, (bool, str)):
+            return x
+        if isinstance(x, int):
+            return int(x)
+        if isinstance(x, float):
+            return float(x) if math.isfinite(x) else {"float": repr(float(x))}
+        if isinstance(x, np.generic):
+            return {"scalar": self.member(path, np.asarray(x), where)}
+        arr = _host_array(x)
+        if arr is not None:
+            return {"array": self.member(path, arr, where)}
+        if isinstance(x, dict):
+            items = []
+            for k, v in x.items():
+                if isinstance(k, bool) or not isinstance(k, (str, int)):
+                    raise TypeError(f"save: {where} has key {k!r} of type {type(k).__name__}; only str and int keys can be saved")
+                items.append([k if isinstance(k, str) else int(k), self.encode(v, path + (k,))])
+            return {"dict": items}
+        if isinstance(x, (list, tuple)):
+            tag = "tuple" if isinstance(x, tuple) else "list"
+            return {tag: [self.encode(v, path + (i,)) for i, v in enumerate(x)]}
+        hint = "; save its state_dict() instead" if hasattr(x, "state_dict") else ""
+        raise TypeError(f"save: {where} has type {type(x).__name__}, which cannot be saved{hint}")
+
+
+def _write_npz(obj, fh):
+    enc = _Encoder()
+    root = enc.encode(obj, ())
+    header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "root": root}
+    with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        zf.writestr(STRUCTURE_MEMBER, json.dumps(header, allow_nan=False))
+        for name, arr in enc.arrays.items():
+            with zf.open(name, "w", force_zip64=True) as m:
+                np.lib.format.write_array(m, arr, allow_pickle=False)
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def load(f, format=None):
+    """Read a checkpoint written by ``save``, ``torch.save`` or safetensors.
+
+    Returns the saved structure with NumPy arrays in place of tensors: dicts
+    (int keys stay int), lists, tuples, NumPy scalars and Python scalars. A
+    plain NumPy ``.npz`` loads as ``{name: array}``.
+
+    ``format``: ``"npz"``, ``"torch"`` (``.pt``/``.pth``, zip or legacy),
+    ``"safetensors"`` or ``None`` (decided by the file's first bytes). Nothing is
+    ever unpickled except PyTorch's tensor records, through an allowlist; any
+    problem raises ``CheckpointError`` naming the file.
+    """
+    name = _name(f)
+    if hasattr(f, "read"):
+        return _load_fileobj(f, name, format)
+    with open(f, "rb") as fh:
+        return _load_fileobj(fh, name, format)
+
+
+def _load_fileobj(fh, name, format):
+    if format is None:
+        format = _sniff(fh, name)
+    if format == "npz":
+        return _read_npz(fh, name)
+    if format == "torch":
+        from .torch_reader import read_torch
+
+        return read_torch(fh, name)
+    if format == "safetensors":
+        return _read_safetensors(fh, name)
+    raise ValueError(f"load: unknown format {format!r}; expected 'npz', 'torch', 'safetensors' or None")
+
+
+def _sniff(fh, name):
+    """The format from the first bytes: zip (npz or torch), pickle (legacy torch) or safetensors."""
+    start = fh.tell()
+    head = fh.read(9)
+    fh.seek(start)
+    if len(head) < 8:
+        raise CheckpointError(f"{name}: file is empty or truncated ({len(head)} bytes)")
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(fh) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise CheckpointError(f"{name}: corrupt or truncated zip archive ({e})") from None
+        finally:
+            fh.seek(start)
+        if any(n.endswith("/data.pkl") for n in names) and STRUCTURE_MEMBER not in names:
+            return "torch"
+        return "npz"
+    if head[:1] == b"\x80":
+        return "torch"
+    if head[8:9] == b"{":
+        return "safetensors"
+    raise CheckpointError(f"{name}: not a minicnn, NumPy .npz, PyTorch or safetensors file "
+                          f"(starts with {head[:8]!r})")
+
+
+def _read_npz(fh, name):
+    try:
+        with zipfile.ZipFile(fh) as zf:
+            members = set(zf.namelist())
+            if STRUCTURE_MEMBER not in members:  # a plain np.savez archive
+                return {m[:-4]: _read_member(zf, m, name) for m in zf.namelist() if m.endswith(".npy")}
+            try:
+                header = json.loads(zf.read(STRUCTURE_MEMBER).decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise CheckpointError(f"{name}: {STRUCTURE_MEMBER} is not valid JSON ({e})") from None
+            if not isinstance(header, dict) or header.get("format") != FORMAT_NAME or "root" not in header:
+                raise CheckpointError(f"{name}: {STRUCTURE_MEMBER} does not describe a minicnn checkpoint")
+            version = header.get("version")
+            if not isinstance(version, int) or version < 1:
+                raise CheckpointError(f"{name}: invalid format version {version!r}")
+            if version > FORMAT_VERSION:
+                raise CheckpointError(f"{name}: written by a newer minicnn (format version {version}); "
+                                      f"this minicnn reads versions up to {FORMAT_VERSION}; upgrade minicnn")
+            return _Decoder(zf, members, name).decode(header["root"])
+    except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise CheckpointError(f"{name}: corrupt or truncated zip archive ({e})") from None
+
+
+def _read_member(zf, member, name):
+    try:
+        with zf.open(member) as m:
+            return np.lib.format.read_array(m, allow_pickle=False)
+    except ValueError as e:  # bad .npy header, object arrays, short data
+        raise CheckpointError(f"{name}: member {member} is not a readable .npy array ({e})") from None
+
+
+class _Decoder:
+    def __init__(self, zf, members, name):
+        self.zf, self.members, self.name = zf, members, name
+
+    def fail(self, what):
+        raise CheckpointError(f"{self.name}: malformed {STRUCTURE_MEMBER}: {what}")
+
+    def array(self, member):
+        if not isinstance(member, str) or member not in self.members:
+            self.fail(f"array member {member!r} is missing from the archive")
+        return _read_member(self.zf, member, self.name)
+
+    def decode(self, x):
+        if x is None or isinstance(x, (bool, int, float, str)):
+            return x
+        if isinstance(x, dict) and len(x) == 1:
+            (tag, v), = x.items()
+            if tag == "array":
+                return self.array(v)
+            if tag == "scalar":
+                return self.array(v)[()]
+            if tag == "float" and v in ("nan", "inf", "-inf"):
+                return float(v)
+            if tag in ("list", "tuple") and isinstance(v, list):
+                items = [self.decode(i) for i in v]
+                return tuple(items) if tag == "tuple" else items
+            if tag == "dict" and isinstance(v, list):
+                out = {}
+                for pair in v:
+                    if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], (str, int))
+                            and not isinstance(pair[0], bool)):
+                        self.fail(f"bad dict item {pair!r:.80}")
+                    out[pair[0]] = self.decode(pair[1])
+                return out
+        self.fail(f"unknown entry {x!r:.80}")
+
+
+# -- safetensors ----------------------------------------------------------------------------
+# Layout: 8-byte little-endian header length N, N bytes of JSON
+# {"name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {str: str}},
+# then the raw little-endian data; offsets count from the first byte after the header.
+
+_ST_DTYPES = {"BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "U16": np.uint16, "I16": np.int16,
+              "F16": np.float16, "U32": np.uint32, "I32": np.int32, "F32": np.float32,
+              "U64": np.uint64, "I64": np.int64, "F64": np.float64}
+_ST_NAMES = {np.dtype(v): k for k, v in _ST_DTYPES.items()}
+
+
+def save_safetensors(tensors, f, metadata=None):
+    """Write a flat ``{name: array}`` dict as a ``.safetensors`` file (atomically for a path).
+
+    PyTorch users read it with ``safetensors.torch.load_file(path)``. ``metadata``
+    is an optional ``{str: str}`` dict stored in the header.
+    """
+    _write(f, lambda fh: _write_safetensors(tensors, fh, metadata))
+
+
+def _write_safetensors(tensors, fh, metadata):
+    header, blobs, offset = {}, [], 0
+    if metadata is not None:
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise TypeError("save_safetensors: metadata must be a {str: str} dict")
+        header["__metadata__"] = dict(metadata)
+    for k, v in tensors.items():
+        arr = _host_array(v)
+        if not isinstance(k, str) or arr is None:
+            raise TypeError(f"save_safetensors: expected {{str: array}}, got key {k!r} with a "
+                            f"{type(v).__name__}; nested checkpoints need format='npz'")
+        if k == "__metadata__":
+            raise ValueError("save_safetensors: the name '__metadata__' is reserved")
+        if arr.dtype.newbyteorder("=") not in _ST_NAMES:
+            raise TypeError(f"save_safetensors: {k!r} has dtype {arr.dtype}, which safetensors cannot hold")
+        data = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+        header[k] = {"dtype": _ST_NAMES[arr.dtype.newbyteorder("=")], "shape": list(arr.shape),
+                     "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+    fh.write(struct.pack("<Q", len(text)))
+    fh.write(text)
+    for b in blobs:
+        fh.write(b)
+
+
+def load_safetensors(f):
+    """Read a ``.safetensors`` file as a ``{name: array}`` dict (BF16 is widened to float32)."""
+    return load(f, format="safetensors")
+
+
+def _read_safetensors(fh, name):
+    raw = fh.read(8)
+    if len(raw) < 8:
+        raise CheckpointError(f"{name}: truncated safetensors file (no header length)")
+    (n,) = struct.unpack("<Q", raw)
+    text = fh.read(n) if n <= 100_000_000 else b""
+    if len(text) != n:
+        raise CheckpointError(f"{name}: truncated or corrupt safetensors header "
+                              f"(length field says {n} bytes, {len(text)} present)")
+    try:
+        header = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{name}: safetensors header is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{name}: safetensors header is not a JSON object")
+    data = fh.read()
+    out = {}
+    for k, info in header.items():
+        if k == "__metadata__":
+            continue
+        try:
+            dtype_name, shape, (begin, end) = info["dtype"], [int(s) for s in info["shape"]], info["data_offsets"]
+        except (TypeError, KeyError, ValueError) as e:
+            raise CheckpointError(f"{name}: bad safetensors entry for {k!r}: {info!r:.100}") from None
+        if dtype_name == "BF16":
+            dtype, itemsize = None, 2
+        elif dtype_name in _ST_DTYPES:
+            dtype = np.dtype(_ST_DTYPES[dtype_name]).newbyteorder("<")
+            itemsize = dtype.itemsize
+        else:
+            raise CheckpointError(f"{name}: tensor {k!r} has safetensors dtype {dtype_name}, which NumPy cannot hold")
+        count = math.prod(shape)
+        if min(shape, default=0) < 0 or not (0 <= begin <= end <= len(data)) or end - begin != count * itemsize:
+            raise CheckpointError(f"{name}: tensor {k!r} ({dtype_name} {shape}) has data offsets [{begin}, {end}] "
+                                  f"that do not fit its size or the {len(data)} data bytes (truncated file?)")
+        chunk = bytearray(data[begin:end])  # a writable copy
+        if dtype is None:
+            arr = bf16_to_float32(np.frombuffer(chunk, np.dtype("<u2")))
+        else:
+            arr = np.frombuffer(chunk, dtype).astype(dtype.newbyteorder("="), copy=False)
+        out[k] = arr.reshape(shape)
+    return out
+
+
+def bf16_to_float32(bits):
+    """bfloat16 bit patterns (uint16) -> float32: bfloat16 is the top half of a float32."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
