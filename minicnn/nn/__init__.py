@@ -5,3 +5,4 @@ from .containers import ModuleDict, ModuleList, Sequential  # noqa: F401
 from .linear import Flatten, Identity, Linear  # noqa: F401
 from .module import Module  # noqa: F401
 from .parameter import Parameter  # noqa: F401
+from . import utils  # noqa: F401
