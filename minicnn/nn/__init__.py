@@ -6,3 +6,8 @@ from .linear import Flatten, Identity, Linear  # noqa: F401
 from .module import Module  # noqa: F401
 from .parameter import Parameter  # noqa: F401
 from . import utils  # noqa: F401
+from .activation import PReLU  # noqa: F401
+from .dropout import Dropout, Dropout2d  # noqa: F401
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
+from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm  # noqa: F401
+from .upsampling import Upsample  # noqa: F401

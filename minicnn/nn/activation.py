@@ -1,6 +1,10 @@
-"""Activation layers (parameter-free); PReLU lives with its op."""
+"""Activation layers; PReLU is the one with a learned parameter (its slope)."""
+import numpy as np
+
 from .. import ops
+from ..ops.activation import prelu
 from .module import Module
+from .parameter import Parameter
 
 
 class ReLU(Module):
@@ -18,6 +22,22 @@ class LeakyReLU(Module):
 
     def forward(self, x):
         return ops.leaky_relu(x, self.negative_slope)
+
+
+class PReLU(Module):
+    """y = x if x > 0 else a * x with a learned slope ``weight``: one shared slope
+    (num_parameters=1) or one per channel (num_parameters=C), initialised to ``init``."""
+
+    def __init__(self, num_parameters=1, init=0.25, dtype=np.float32):
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.weight = Parameter(np.full(num_parameters, init, dtype))
+
+    def forward(self, x):
+        return prelu(x, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
 
 
 class Sigmoid(Module):

@@ -6,3 +6,9 @@ gathers them under PyTorch's names.
 from ..ops.activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh  # noqa: F401
 from ..ops.linear import linear  # noqa: F401
 from ..ops.shape import pad  # noqa: F401
+from ..ops.activation import prelu  # noqa: F401
+from ..ops.dropout import dropout, dropout2d  # noqa: F401
+from ..ops.loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,  # noqa: F401
+                        l1_loss, mse_loss, nll_loss)
+from ..ops.normalization import batch_norm, local_response_norm  # noqa: F401
+from ..ops.resize import center_crop, crop, interpolate  # noqa: F401

@@ -3,12 +3,14 @@ from ..autograd import Function
 
 
 class ReLU(Function):
+    """y = max(x, 0); the gradient passes where y > 0. Only y is kept for backward."""
+
     def forward(self, x):
-        self.positive = x > 0
-        return x * self.positive
+        self.y = self.xp.maximum(x, 0)
+        return self.y
 
     def backward(self, gy):
-        return gy * self.positive
+        return gy * (self.y > 0)
 
 
 class LeakyReLU(Function):
@@ -23,11 +25,33 @@ class LeakyReLU(Function):
         return self.xp.where(self.positive, gy, gy * gy.dtype.type(self.slope))
 
 
+class PReLU(Function):
+    """y = x if x > 0 else w * x, with one learned slope w (1,) or one per channel (C,)
+    (channel axis 1); the slope's gradient sums gy * x over the negative positions it covers."""
+
+    def forward(self, x, w):
+        # w (1,) or (C,) -> broadcastable (1, C, 1, ...) against x (N, C, *)
+        self.w = w.reshape((1, -1) + (1,) * (x.ndim - 2)) if x.ndim >= 2 and w.size > 1 else w
+        self.x, self.positive = x, x > 0
+        return self.xp.where(self.positive, x, self.w * x)
+
+    def backward(self, gy):
+        xp = self.xp
+        zero = gy.dtype.type(0)
+        gx = xp.where(self.positive, gy, gy * self.w) if self.needs_input_grad[0] else None
+        gw = None
+        if self.needs_input_grad[1]:
+            neg = xp.where(self.positive, zero, gy * self.x)
+            gw = neg.sum(axis=(0,) + tuple(range(2, neg.ndim))) if self.w.size > 1 else neg.sum().reshape(1)
+        return gx, gw
+
+
 class Sigmoid(Function):
     def forward(self, x):
         xp = self.xp
-        e = xp.exp(-xp.abs(x))  # never overflows
-        self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        # 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: exp never overflows
+        e = xp.exp(-xp.abs(x))
+        self.y = xp.where(x >= 0, 1, e) / (1 + e)
         return self.y
 
     def backward(self, gy):
@@ -89,6 +113,16 @@ def relu(x):
 
 def leaky_relu(x, negative_slope=0.01):
     return LeakyReLU(negative_slope).apply(x)
+
+
+def prelu(input, weight):
+    """PReLU with weight (1,) shared by all values or (C,) one slope per channel (axis 1)."""
+    n = weight.numel()
+    channels = input.shape[1] if input.ndim >= 2 else 1
+    if weight.ndim != 1 or n not in (1, channels):
+        raise ValueError(f"prelu: weight of shape {tuple(weight.shape)} does not fit an input of shape "
+                         f"{tuple(input.shape)}: expected 1 slope or one per channel ({channels},)")
+    return PReLU().apply(input, weight)
 
 
 def sigmoid(x):

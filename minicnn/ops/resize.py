@@ -1,0 +1,119 @@
+"""Resizing (nearest and (bi)linear interpolation) and cropping of (N, C, *) feature maps.
+
+Interpolation is separable: along each spatial axis the output is A @ input, with A an
+(out, in) matrix whose rows hold the interpolation weights (one 1 for nearest, two weights
+summing to 1 for linear). Bilinear = linear along W, then along H. The backward pass is the
+transpose, A^T @ gy, so it needs no scatter. Index rules are PyTorch's.
+"""
+import math
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+
+
+def _axis_matrix(n_in, n_out, mode, align_corners, scale_factor):
+    """(n_out, n_in) float64 matrix mapping one axis of the input to the output.
+
+    ``scale`` is the source step per output index: 1/scale_factor when a scale factor was
+    given, else n_in/n_out (PyTorch's ``area_pixel_compute_scale``)."""
+    dst = np.arange(n_out, dtype=np.float64)
+    a = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    scale = 1.0 / scale_factor if scale_factor else n_in / n_out
+    if mode == "nearest":
+        src = np.minimum(np.floor(dst * scale).astype(np.int64), n_in - 1)
+        a[rows, src] = 1.0
+        return a
+    if align_corners:
+        src = dst * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    else:
+        src = np.maximum((dst + 0.5) * scale - 0.5, 0.0)  # pixel centres; clamp the left edge
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    lam = src - i0
+    np.add.at(a, (rows, i0), 1.0 - lam)
+    np.add.at(a, (rows, i1), lam)  # i0 == i1 at the right edge: the weights add to 1
+    return a
+
+
+class Interpolate(Function):
+    """y = A_h @ x @ A_w^T on the last two axes of x (N, C, H, W), or y = x @ A_w^T for x (N, C, L)."""
+
+    def __init__(self, a_w, a_h=None):
+        self.a_w, self.a_h = a_w, a_h  # (out, in) matrices
+
+    def forward(self, x):
+        y = x @ self.a_w.T
+        return y if self.a_h is None else self.a_h @ y
+
+    def backward(self, gy):
+        g = gy @ self.a_w
+        return g if self.a_h is None else self.a_h.T @ g
+
+
+_MODES = {"nearest": None, "linear": 3, "bilinear": 4}  # mode -> the input rank it needs
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None):
+    """Resize the spatial axes of input (N, C, L) or (N, C, H, W), as torch.nn.functional.interpolate.
+
+    nearest: src = min(floor(dst * scale), in - 1).
+    (bi)linear, align_corners=False: src = max((dst + 0.5) * scale - 0.5, 0);
+    align_corners=True: src = dst * (in - 1) / (out - 1). Then y = (1 - l) x[floor] + l x[floor + 1].
+    scale = 1 / scale_factor if a scale factor is given (and not recompute_scale_factor), else in/out.
+    """
+    shape = tuple(input.shape)
+    if mode not in _MODES:
+        raise ValueError(f"interpolate: unsupported mode {mode!r} (nearest, linear, bilinear)")
+    if input.ndim not in (3, 4) or (_MODES[mode] and input.ndim != _MODES[mode]):
+        need = "3-D (N, C, L) or 4-D (N, C, H, W)" if mode == "nearest" else f"{_MODES[mode]}-D"
+        raise ValueError(f"interpolate: mode {mode!r} needs a {need} input, got shape {shape}")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("interpolate: align_corners can only be set with the linear and bilinear modes")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor")
+    k = input.ndim - 2
+    spatial = shape[2:]
+    if size is not None:
+        out = _per_axis(size, k, "size")
+        scales = (None,) * k
+    else:
+        factors = _per_axis(scale_factor, k, "scale_factor")
+        out = tuple(int(math.floor(n * f)) for n, f in zip(spatial, factors))
+        scales = (None,) * k if recompute_scale_factor else factors
+    if any(o < 1 for o in out) or any(s is not None and s <= 0 for s in scales):
+        raise ValueError(f"interpolate: output size {out} from input {shape} must be positive")
+    if input.dtype.kind != "f":
+        raise TypeError(f"interpolate: expected a floating point input, got {input.dtype}")
+    matrices = [backend.to_device(_axis_matrix(n, o, mode, bool(align_corners), s).astype(input.dtype),
+                                  input.device)
+                for n, o, s in zip(spatial, out, scales)]
+    return Interpolate(*reversed(matrices)).apply(input)
+
+
+def _per_axis(v, k, name):
+    vals = tuple(v) if isinstance(v, (tuple, list)) else (v,) * k
+    if len(vals) != k:
+        raise ValueError(f"interpolate: {name} {v!r} needs {k} values, one per spatial axis")
+    return tuple(int(x) for x in vals) if name == "size" else tuple(float(x) for x in vals)
+
+
+def crop(input, top, left, height, width):
+    """input[..., top:top + height, left:left + width]; the window must lie inside the input."""
+    h, w = input.shape[-2:]
+    if top < 0 or left < 0 or height < 1 or width < 1 or top + height > h or left + width > w:
+        raise ValueError(f"crop: window top={top}, left={left}, height={height}, width={width} does not "
+                         f"fit inside an input of shape {tuple(input.shape)}")
+    return input[..., top:top + height, left:left + width]
+
+
+def center_crop(input, output_size):
+    """The central (h, w) window of the last two axes (U-Net skip connections). When the size
+    difference is odd, the extra row/column is cut from the bottom/right."""
+    h, w = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    if input.ndim < 2 or h > input.shape[-2] or w > input.shape[-1]:
+        raise ValueError(f"center_crop: cannot crop ({h}, {w}) out of an input of shape {tuple(input.shape)}")
+    return crop(input, (input.shape[-2] - h) // 2, (input.shape[-1] - w) // 2, h, w)
