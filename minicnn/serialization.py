@@ -404,7 +404,9 @@ def _read_safetensors(fh, name):
         if dtype is None:
             arr = bf16_to_float32(np.frombuffer(chunk, np.dtype("<u2")))
         else:
-            arr = np.frombuffer(chunk, dtype).astype(dtype.newbyteorder("="), copy=False)
+            native = dtype.newbyteorder("=")
+            arr = np.frombuffer(chunk, dtype)
+            arr = arr.view(native) if dtype.isnative else arr.astype(native)
         out[k] = arr.reshape(shape)
     return out
 

@@ -128,7 +128,8 @@ def _tensor(storage, offset, size, stride, dtype, where):
                                            shape=size, strides=[st * dtype.itemsize for st in stride])
     if dtype.np is None:
         return bf16_to_float32(view.astype(np.dtype("=u2")))
-    return view if stored.isnative else view.astype(stored.newbyteorder("="))
+    native = stored.newbyteorder("=")
+    return view.view(native) if stored.isnative else view.astype(native)
 
 
 class _Unpickler(pickle.Unpickler):
@@ -146,8 +147,8 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module, name):
         make = _ALLOWED.get((module, name))
         if make is None:
-            hint = ("; a whole model saved with torch.save(model) cannot be loaded: save model.state_dict() instead"
-                    if not module.startswith(("torch", "builtins", "os", "posix", "nt", "subprocess")) else "")
+            hint = ("; if this is a whole model saved with torch.save(model), save model.state_dict() instead"
+                    if name[:1].isupper() else "")
             raise CheckpointError(
                 f"{self.name}: refusing to load: the pickle asks for the global '{module}.{name}', which is not "
                 f"a tensor record; minicnn loads only tensors, numbers, strings and containers and never runs "
