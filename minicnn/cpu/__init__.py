@@ -4,3 +4,4 @@ Every function here has a twin of the same name and signature in ``minicnn.cuda`
 ops call them through ``backend.kernels(array)``.
 """
 from .normalization import batch_norm_backward, batch_norm_forward, lrn_backward, lrn_forward  # noqa: F401
+from .conv import col2im, im2col  # noqa: F401

@@ -11,3 +11,4 @@ from .dropout import Dropout, Dropout2d  # noqa: F401
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
 from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm  # noqa: F401
 from .upsampling import Upsample  # noqa: F401
+from .conv import Conv2d, ConvTranspose2d  # noqa: F401

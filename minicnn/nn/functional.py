@@ -12,3 +12,4 @@ from ..ops.loss import (binary_cross_entropy, binary_cross_entropy_with_logits, 
                         l1_loss, mse_loss, nll_loss)
 from ..ops.normalization import batch_norm, local_response_norm  # noqa: F401
 from ..ops.resize import center_crop, crop, interpolate  # noqa: F401
+from ..ops.conv import conv2d, conv_transpose2d  # noqa: F401

@@ -1,0 +1,69 @@
+"""im2col and col2im on the CPU: the two memory-layout halves of a convolution.
+
+``im2col`` copies every receptive field of ``x`` into one column so that a
+convolution becomes a matrix product; ``col2im`` is its exact adjoint (every
+column entry is added back to the pixel it came from). Layout (kernel spec)::
+
+    col[n, (c*kh + i)*kw + j, y*ow + x_] = x[n, c, y*sh - ph + i*dh, x_*sw - pw + j*dw]
+
+with 0 for positions outside the image. ``ph, pw`` pad the top and left; the
+bottom and right padding is whatever ``oh, ow`` reach past the image.
+
+Besides the kernel spec's arguments both functions accept ``out=``, a C-contiguous
+array of the result's shape to write into (the convolution op reuses it across calls).
+"""
+import numba
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+
+def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
+    """x (N, C, H, W) -> col (N, C*kh*kw, oh*ow): one strided view, one copy."""
+    n, c, h, w = x.shape
+    # rows/columns the windows reach, counted from the top/left of the padded image
+    need_h = (oh - 1) * sh + (kh - 1) * dh + 1
+    need_w = (ow - 1) * sw + (kw - 1) * dw + 1
+    xpad = x
+    if ph or pw or need_h > h or need_w > w:
+        xpad = np.zeros((n, c, need_h, need_w), x.dtype)
+        hh, ww = max(0, min(h, need_h - ph)), max(0, min(w, need_w - pw))  # the part of x the windows read
+        xpad[:, :, ph:ph + hh, pw:pw + ww] = x[:, :, :hh, :ww]
+    s_n, s_c, s_h, s_w = xpad.strides
+    # windows[n, c, i, j, y, x_] = xpad[n, c, y*sh + i*dh, x_*sw + j*dw]
+    windows = as_strided(xpad, shape=(n, c, kh, kw, oh, ow),
+                         strides=(s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w), writeable=False)
+    if out is None:
+        out = np.empty((n, c * kh * kw, oh * ow), x.dtype)
+    np.copyto(out.reshape(n, c, kh, kw, oh, ow), windows)
+    return out
+
+
+def col2im(col, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
+    """col (N, C*kh*kw, oh*ow) -> x (N, C, h, w), overlapping windows summed."""
+    n = col.shape[0]
+    c = col.shape[1] // (kh * kw)
+    if out is None:
+        out = np.empty((n, c, h, w), col.dtype)
+    _col2im_planes(col.reshape(n * c, kh, kw, oh, ow), out.reshape(n * c, h, w), sh, sw, ph, pw, dh, dw)
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _col2im_planes(col, x, sh, sw, ph, pw, dh, dw):
+    # col (P, kh, kw, oh, ow) -> x (P, h, w): one (n, c) plane per parallel task, so no races
+    planes, kh, kw, oh, ow = col.shape
+    h, w = x.shape[1], x.shape[2]
+    for p in numba.prange(planes):
+        x[p] = 0
+        for i in range(kh):
+            for j in range(kw):
+                # output columns whose input column x_*sw - pw + j*dw lies inside [0, w)
+                off = j * dw - pw
+                x_lo = max(0, (-off + sw - 1) // sw)
+                x_hi = min(ow, (w - 1 - off) // sw + 1)
+                for y in range(oh):
+                    iy = y * sh - ph + i * dh
+                    if iy < 0 or iy >= h:
+                        continue
+                    for xo in range(x_lo, x_hi):
+                        x[p, iy, xo * sw + off] += col[p, i, j, y, xo]

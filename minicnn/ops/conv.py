@@ -1,0 +1,389 @@
+"""2-D convolution and transposed convolution as im2col + one batched GEMM.
+
+conv2d, for group g with Cg = C/G input and Og = O/G output channels::
+
+    y[n, g*Og + o, y_, x_] = b[g*Og + o] + sum_{c<Cg, i, j} w[g*Og + o, c, i, j]
+                             * x[n, g*Cg + c, y_*sh - ph + i*dh, x_*sw - pw + j*dw]
+
+With col = im2col(x) viewed as (N, G, Cg*kh*kw, L), L = oh*ow, this is one GEMM per
+group, and its output already is y in NCHW::
+
+    W (G, Og, Cg*kh*kw) @ col (N, G, Cg*kh*kw, L) -> y (N, G, Og, L)
+    backward:  gW = sum_n gy_n @ col_n^T,   gx = col2im(W^T @ gy),   gb = sum_{n,y,x} gy
+
+conv_transpose2d is the adjoint of conv2d with respect to its input (the same GEMM
+and col2im the conv2d backward runs): y = col2im(W^T @ x); its backward uses im2col.
+
+The columns are kh*kw times bigger than the image, so they are never kept for
+backward (backward rebuilds them) and are built in tiles of at most
+``get_workspace_limit()`` bytes: chunks of the batch, or bands of output rows
+when a single image is too big.
+"""
+import math
+import threading
+from collections import namedtuple
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+from ..tensor import Tensor
+
+_workspace_limit = 256 * 2**20
+_scratch = threading.local()  # per thread: one reusable host buffer for column matrices
+
+
+def set_workspace_limit(nbytes):
+    """Cap the im2col column buffer at ``nbytes`` (default 256 MiB); returns the previous cap."""
+    global _workspace_limit
+    if int(nbytes) < 1:
+        raise ValueError(f"set_workspace_limit: the limit must be a positive number of bytes, got {nbytes}")
+    previous, _workspace_limit = _workspace_limit, int(nbytes)
+    clear_workspace()
+    return previous
+
+
+def get_workspace_limit():
+    return _workspace_limit
+
+
+def clear_workspace():
+    """Free this thread's column buffer (it is otherwise kept for the next convolution)."""
+    _scratch.buffer = None
+
+
+def _column_buffer(xp, shape, dtype):
+    """Scratch for one tile of columns, or None for "let the kernel allocate".
+
+    On the host one buffer per thread is reused across calls: glibc hands big blocks
+    back to the OS when they are freed, so a fresh buffer would page-fault in again on
+    every call. That is safe because a column matrix never outlives the call that fills
+    it. On the GPU CuPy's memory pool already recycles blocks.
+    """
+    if xp is not np:
+        return None
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = _scratch.buffer = np.empty(nbytes, np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+def _kernel(name, like, *args, out=None):
+    """Run hot spot ``name`` of ``like``'s device. The CPU kernels write into ``out``;
+    the kernel spec has no ``out`` argument, so elsewhere the result is copied in."""
+    fn = getattr(backend.kernels(like), name)
+    if out is None:
+        return fn(*args)
+    if backend.array_module(like) is np:
+        return fn(*args, out=out)
+    out[...] = fn(*args)
+    return out
+
+
+Window = namedtuple("Window", "kh kw sh sw ph pw dh dw")
+
+
+class _ColumnPlan:
+    """How the column matrix of one convolution geometry is built, tile by tile.
+
+    The *image* (N, C, h, w) is what im2col reads (the input of conv2d, the output of
+    conv_transpose2d); the *grid* (N, channels, oh, ow) is the GEMM side (the output of
+    conv2d, the input of conv_transpose2d). A tile (n0, n1, y0, y1) covers images
+    n0:n1 and grid rows y0:y1; it reads the image band r0:r1 (see ``_band``).
+
+    A 1x1, stride-1, unpadded convolution needs no im2col at all: the image already is
+    its own column matrix, so ``columns`` and ``scratch`` are views of the image and
+    ``col2im`` has nothing left to do.
+    """
+
+    def __init__(self, image_shape, win, oh, ow, groups):
+        _, self.c, self.h, self.w = image_shape
+        self.win, self.oh, self.ow, self.groups = win, oh, ow, groups
+        self.pointwise = (win.kh, win.kw, win.sh, win.sw, win.ph, win.pw) == (1, 1, 1, 1, 0, 0)
+
+    def tiles(self, n, itemsize):
+        """Split the batch, or (one image too big) the grid rows, so a tile's columns fit the limit."""
+        row_bytes = self.c * self.win.kh * self.win.kw * self.ow * itemsize
+        image_bytes = row_bytes * self.oh
+        if self.pointwise or image_bytes <= _workspace_limit:
+            step = max(1, n if image_bytes == 0 or self.pointwise else _workspace_limit // image_bytes)
+            return [(n0, min(n, n0 + step), 0, self.oh) for n0 in range(0, n, step)]
+        rows = max(1, _workspace_limit // row_bytes)
+        return [(i, i + 1, y0, min(self.oh, y0 + rows)) for i in range(n) for y0 in range(0, self.oh, rows)]
+
+    def banded(self, tiles):
+        return any(y1 - y0 < self.oh for _, _, y0, y1 in tiles)
+
+    def _band(self, y0, y1):
+        """Image rows [r0, r1) that grid rows [y0, y1) touch, and the top padding inside that band."""
+        k = self.win
+        if (y0, y1) == (0, self.oh):
+            return 0, self.h, k.ph
+        top = y0 * k.sh - k.ph
+        r0 = max(0, top)
+        r1 = max(r0, min(self.h, (y1 - 1) * k.sh - k.ph + (k.kh - 1) * k.dh + 1))
+        return r0, r1, r0 - top
+
+    def _col_shape(self, tile):
+        n0, n1, y0, y1 = tile
+        kg = self.c // self.groups * self.win.kh * self.win.kw
+        return (n1 - n0, self.groups, kg, (y1 - y0) * self.ow)
+
+    def grid(self, a, tile):
+        """The (nb, G, channels/G, rows*ow) view of grid-shaped ``a`` (N, channels, oh, ow) in this tile."""
+        n0, n1, y0, y1 = tile
+        return a[n0:n1, :, y0:y1].reshape(n1 - n0, self.groups, -1, (y1 - y0) * self.ow)
+
+    def columns(self, image, tile):
+        """im2col of the tile: (nb, G, Cg*kh*kw, rows*ow)."""
+        n0, n1, y0, y1 = tile
+        shape = self._col_shape(tile)
+        if self.pointwise:
+            return image[n0:n1].reshape(shape)
+        k = self.win
+        r0, r1, ph = self._band(y0, y1)
+        band = image[n0:n1] if (r0, r1) == (0, self.h) else backend.array_module(image).ascontiguousarray(
+            image[n0:n1, :, r0:r1])
+        out = _column_buffer(backend.array_module(image), (shape[0], shape[1] * shape[2], shape[3]), image.dtype)
+        col = _kernel("im2col", band, band, k.kh, k.kw, k.sh, k.sw, ph, k.pw, k.dh, k.dw, y1 - y0, self.ow, out=out)
+        return col.reshape(shape)
+
+    def scratch(self, image, tile):
+        """Where a GEMM puts the columns that ``col2im`` then folds into ``image``."""
+        n0, n1, _, _ = tile
+        if self.pointwise:
+            return image[n0:n1].reshape(self._col_shape(tile))
+        return _column_buffer(backend.array_module(image), self._col_shape(tile), image.dtype)
+
+    def col2im(self, col, tile, image):
+        """Fold the tile's columns into ``image`` (assigning whole images, adding into bands)."""
+        if self.pointwise:
+            return
+        k = self.win
+        n0, n1, y0, y1 = tile
+        r0, r1, ph = self._band(y0, y1)
+        col = col.reshape(n1 - n0, -1, (y1 - y0) * self.ow)
+        args = (col, r1 - r0, self.w, k.kh, k.kw, k.sh, k.sw, ph, k.pw, k.dh, k.dw, y1 - y0, self.ow)
+        if (y0, y1) == (0, self.oh):  # whole images: no other tile touches them
+            _kernel("col2im", col, *args, out=image[n0:n1])
+        else:  # a band overlaps its neighbours where the kernel is taller than the stride
+            image[n0:n1, :, r0:r1] += _kernel("col2im", col, *args)
+
+
+class Conv2d(Function):
+    """y = conv2d(x, w) + b; x (N, C, H, W), w (O, C/G, kh, kw), b (O,) -> y (N, O, oh, ow)."""
+
+    def __init__(self, win, oh, ow, groups):
+        self.win, self.oh, self.ow, self.groups = win, oh, ow, groups
+
+    def forward(self, x, w, b=None):
+        xp, g = self.xp, self.groups
+        self.x, self.w = x, w  # the columns are rebuilt in backward rather than kept
+        plan = _ColumnPlan(x.shape, self.win, self.oh, self.ow, g)
+        y = xp.empty((x.shape[0], w.shape[0], self.oh, self.ow), x.dtype)
+        wmat = w.reshape(g, w.shape[0] // g, -1)  # (G, Og, Cg*kh*kw)
+        for tile in plan.tiles(x.shape[0], x.itemsize):
+            xp.matmul(wmat, plan.columns(x, tile), out=plan.grid(y, tile))
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, gy):
+        xp, g, x, w = self.xp, self.groups, self.x, self.w
+        gy = xp.ascontiguousarray(gy)
+        plan = _ColumnPlan(x.shape, self.win, self.oh, self.ow, g)
+        tiles = plan.tiles(x.shape[0], x.itemsize)
+        need_x, need_w = self.needs_input_grad[:2]
+        gx = (xp.zeros if plan.banded(tiles) else xp.empty)(x.shape, x.dtype) if need_x else None
+        gw = xp.zeros((g, w.shape[0] // g, math.prod(w.shape[1:])), w.dtype) if need_w else None
+        w_t = w.reshape(g, w.shape[0] // g, -1).transpose(0, 2, 1)  # (G, Cg*kh*kw, Og)
+        for tile in tiles:
+            gy_t = plan.grid(gy, tile)  # (nb, G, Og, L)
+            if need_w:  # first, as the input gradient may reuse the column buffer
+                gw += xp.matmul(gy_t, plan.columns(x, tile).transpose(0, 1, 3, 2)).sum(axis=0)
+            if need_x:
+                plan.col2im(xp.matmul(w_t, gy_t, out=plan.scratch(gx, tile)), tile, gx)
+        grads = (gx, None if gw is None else gw.reshape(w.shape))
+        if len(self.needs_input_grad) == 3:
+            grads += (gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None,)
+        return grads
+
+
+class ConvTranspose2d(Function):
+    """y = conv_transpose2d(x, w) + b; x (N, Cin, H, W), w (Cin, Cout/G, kh, kw), b (Cout,)
+    -> y (N, Cout, Hout, Wout): the input-gradient of conv2d with that weight, plus b."""
+
+    def __init__(self, win, out_hw, groups):
+        self.win, self.out_hw, self.groups = win, out_hw, groups
+
+    def forward(self, x, w, b=None):
+        xp, g = self.xp, self.groups
+        self.x, self.w = x, w
+        n, _, h, wd = x.shape
+        y_shape = (n, w.shape[1] * g) + self.out_hw
+        plan = _ColumnPlan(y_shape, self.win, h, wd, g)
+        tiles = plan.tiles(n, x.itemsize)
+        y = (xp.zeros if plan.banded(tiles) else xp.empty)(y_shape, x.dtype)
+        w_t = w.reshape(g, w.shape[0] // g, -1).transpose(0, 2, 1)  # (G, Coutg*kh*kw, Cing)
+        for tile in tiles:
+            plan.col2im(xp.matmul(w_t, plan.grid(x, tile), out=plan.scratch(y, tile)), tile, y)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, gy):
+        xp, g, x, w = self.xp, self.groups, self.x, self.w
+        gy = xp.ascontiguousarray(gy)
+        plan = _ColumnPlan(gy.shape, self.win, x.shape[2], x.shape[3], g)
+        need_x, need_w = self.needs_input_grad[:2]
+        gx = xp.empty(x.shape, x.dtype) if need_x else None
+        gw = xp.zeros((g, w.shape[0] // g, math.prod(w.shape[1:])), w.dtype) if need_w else None
+        wmat = w.reshape(g, w.shape[0] // g, -1)  # (G, Cing, Coutg*kh*kw)
+        for tile in plan.tiles(x.shape[0], x.itemsize):
+            col = plan.columns(gy, tile)  # (nb, G, Coutg*kh*kw, L)
+            if need_x:
+                xp.matmul(wmat, col, out=plan.grid(gx, tile))
+            if need_w:
+                gw += xp.matmul(plan.grid(x, tile), col.transpose(0, 1, 3, 2)).sum(axis=0)
+        grads = (gx, None if gw is None else gw.reshape(w.shape))
+        if len(self.needs_input_grad) == 3:
+            grads += (gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None,)
+        return grads
+
+
+# -- argument checking and output sizes ---------------------------------------------------
+
+def _pair(value, name, op):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+        return int(value[0]), int(value[1])
+    raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+
+
+def _positive(pair, name, op, minimum=1):
+    if min(pair) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {pair}")
+    return pair
+
+
+def _check_tensors(op, x, w, b):
+    for t, name in ((x, "input"), (w, "weight"), (b, "bias")):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), "
+                         f"got {x.ndim}-D input of shape {x.shape}")
+    if w.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D weight, got shape {w.shape}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: expected a floating point input, got dtype {x.dtype}")
+    if w.dtype != x.dtype or (b is not None and b.dtype != x.dtype):
+        bias = "" if b is None else f", bias {b.dtype}"
+        raise TypeError(f"{op}: input, weight and bias must have the same dtype, got input {x.dtype}, "
+                        f"weight {w.dtype}{bias}")
+
+
+def _check_groups(op, groups, channels, what, x, w):
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    if channels % groups:
+        raise ValueError(f"{op}: {what} {channels} is not divisible by groups={groups} "
+                         f"(input {x.shape}, weight {w.shape})")
+
+
+def _check_bias(op, b, channels, w):
+    if b is not None and b.shape != (channels,):
+        raise ValueError(f"{op}: bias of shape {b.shape} does not match the {channels} output channels "
+                         f"of weight {w.shape}; expected ({channels},)")
+
+
+def _apply(fn, x, w, b):
+    """Apply ``fn`` to a batch; a 3-D (C, H, W) input runs as a batch of one."""
+    wb = (w,) if b is None else (w, b)
+    if x.ndim == 4:
+        return fn.apply(x, *wb)
+    return fn.apply(x.unsqueeze(0), *wb).squeeze(0)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation, as PyTorch).
+
+    input (N, C, H, W) or (C, H, W), weight (O, C/groups, kh, kw), bias (O,) or None.
+    ``padding`` is an int, a pair, 'valid' (none) or 'same' (stride 1 only; an odd total
+    padding puts the extra row/column at the bottom/right, as PyTorch).
+    Output size: oh = (H + 2*ph - dh*(kh - 1) - 1) // sh + 1, likewise ow.
+    """
+    op = "conv2d"
+    _check_tensors(op, input, weight, bias)
+    sh, sw = _positive(_pair(stride, "stride", op), "stride", op)
+    dh, dw = _positive(_pair(dilation, "dilation", op), "dilation", op)
+    o, cg, kh, kw = weight.shape
+    _check_groups(op, groups, o, "weight's out_channels", input, weight)
+    c, h, w = input.shape[-3:]
+    if c != cg * groups:
+        raise ValueError(f"{op}: input has {c} channels (shape {input.shape}) but weight {weight.shape} "
+                         f"with groups={groups} expects {cg * groups}")
+    _check_bias(op, bias, o, weight)
+    ext_h, ext_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1  # the dilated kernel's extent
+    if isinstance(padding, str):
+        if padding == "valid":
+            ph = pw = 0
+            oh, ow = (h - ext_h) // sh + 1, (w - ext_w) // sw + 1
+        elif padding == "same":
+            if (sh, sw) != (1, 1):
+                raise ValueError(f"{op}: padding='same' is not supported for strided convolutions (stride {(sh, sw)})")
+            ph, pw, oh, ow = (ext_h - 1) // 2, (ext_w - 1) // 2, h, w
+        else:
+            raise ValueError(f"{op}: padding must be 'valid', 'same', an int or a pair, got {padding!r}")
+        pad_desc = repr(padding)
+    else:
+        ph, pw = _positive(_pair(padding, "padding", op), "padding", op, minimum=0)
+        oh, ow = (h + 2 * ph - ext_h) // sh + 1, (w + 2 * pw - ext_w) // sw + 1
+        pad_desc = str((ph, pw))
+    if padding != "same" and (h + 2 * ph < ext_h or w + 2 * pw < ext_w):
+        raise ValueError(f"{op}: kernel {kh}x{kw} (dilation {(dh, dw)}, extent {ext_h}x{ext_w}) is larger than "
+                         f"the padded input {h + 2 * ph}x{w + 2 * pw} (input {input.shape}, padding {pad_desc})")
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{op}: output size {oh}x{ow} is not positive (input {input.shape}, weight "
+                         f"{weight.shape}, stride {(sh, sw)}, padding {pad_desc}, dilation {(dh, dw)})")
+    fn = Conv2d(Window(kh, kw, sh, sw, ph, pw, dh, dw), oh, ow, int(groups))
+    return _apply(fn, input, weight, bias)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """2-D transposed convolution: the adjoint of conv2d with respect to its input.
+
+    input (N, Cin, H, W) or (Cin, H, W), weight (Cin, Cout/groups, kh, kw), bias (Cout,).
+    Output size: Hout = (H - 1)*sh - 2*ph + dh*(kh - 1) + output_padding_h + 1, likewise Wout;
+    output_padding (< stride or < dilation) adds rows/columns at the bottom/right.
+    """
+    op = "conv_transpose2d"
+    _check_tensors(op, input, weight, bias)
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an int or a pair, got {padding!r}")
+    sh, sw = _positive(_pair(stride, "stride", op), "stride", op)
+    dh, dw = _positive(_pair(dilation, "dilation", op), "dilation", op)
+    ph, pw = _positive(_pair(padding, "padding", op), "padding", op, minimum=0)
+    oph, opw = _positive(_pair(output_padding, "output_padding", op), "output_padding", op, minimum=0)
+    if oph >= max(sh, dh) or opw >= max(sw, dw):
+        raise ValueError(f"{op}: output_padding {(oph, opw)} must be smaller than either stride {(sh, sw)} "
+                         f"or dilation {(dh, dw)}")
+    cin, coutg, kh, kw = weight.shape
+    _check_groups(op, groups, cin, "weight's in_channels", input, weight)
+    c, h, w = input.shape[-3:]
+    if c != cin:
+        raise ValueError(f"{op}: input has {c} channels (shape {input.shape}) but weight {weight.shape} "
+                         f"with groups={groups} expects {cin}")
+    _check_bias(op, bias, coutg * groups, weight)
+    hout = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    wout = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    if hout < 1 or wout < 1 or h < 1 or w < 1:
+        raise ValueError(f"{op}: output size {hout}x{wout} is not positive (input {input.shape}, weight "
+                         f"{weight.shape}, stride {(sh, sw)}, padding {(ph, pw)}, dilation {(dh, dw)}, "
+                         f"output_padding {(oph, opw)})")
+    fn = ConvTranspose2d(Window(kh, kw, sh, sw, ph, pw, dh, dw), (hout, wout), int(groups))
+    return _apply(fn, input, weight, bias)
