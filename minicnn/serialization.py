@@ -31,7 +31,7 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["save", "load", "save_safetensors", "load_safetensors", "CheckpointError"]
+__all__ = ["save", "load", "save_safetensors", "load_safetensors", "detect_format", "CheckpointError"]
 
 FORMAT_NAME = "minicnn"
 FORMAT_VERSION = 1
@@ -216,6 +216,14 @@ def _load_fileobj(fh, name, format):
     if format == "safetensors":
         return _read_safetensors(fh, name)
     raise ValueError(f"load: unknown format {format!r}; expected 'npz', 'torch', 'safetensors' or None")
+
+
+def detect_format(f):
+    """``"npz"``, ``"torch"`` or ``"safetensors"``, from the first bytes of file ``f``."""
+    if hasattr(f, "read"):
+        return _sniff(f, _name(f))
+    with open(f, "rb") as fh:
+        return _sniff(fh, _name(f))
 
 
 def _sniff(fh, name):
