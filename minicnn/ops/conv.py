@@ -287,12 +287,13 @@ def _check_tensors(op, x, w, b):
                         f"weight {w.dtype}{bias}")
 
 
-def _check_groups(op, groups, channels, what, x, w):
+def _check_groups(op, groups, x, w, weight_channels, weight_what):
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
-    if channels % groups:
-        raise ValueError(f"{op}: {what} {channels} is not divisible by groups={groups} "
-                         f"(input {x.shape}, weight {w.shape})")
+    for what, channels in (("input channels", x.shape[-3]), (weight_what, weight_channels)):
+        if channels % groups:
+            raise ValueError(f"{op}: {what} ({channels}) are not divisible by groups={groups} "
+                             f"(input {x.shape}, weight {w.shape})")
 
 
 def _check_bias(op, b, channels, w):
@@ -322,7 +323,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     sh, sw = _positive(_pair(stride, "stride", op), "stride", op)
     dh, dw = _positive(_pair(dilation, "dilation", op), "dilation", op)
     o, cg, kh, kw = weight.shape
-    _check_groups(op, groups, o, "weight's out_channels", input, weight)
+    _check_groups(op, groups, input, weight, o, "weight's out_channels")
     c, h, w = input.shape[-3:]
     if c != cg * groups:
         raise ValueError(f"{op}: input has {c} channels (shape {input.shape}) but weight {weight.shape} "
@@ -373,7 +374,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         raise ValueError(f"{op}: output_padding {(oph, opw)} must be smaller than either stride {(sh, sw)} "
                          f"or dilation {(dh, dw)}")
     cin, coutg, kh, kw = weight.shape
-    _check_groups(op, groups, cin, "weight's in_channels", input, weight)
+    _check_groups(op, groups, input, weight, cin, "weight's in_channels")
     c, h, w = input.shape[-3:]
     if c != cin:
         raise ValueError(f"{op}: input has {c} channels (shape {input.shape}) but weight {weight.shape} "

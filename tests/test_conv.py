@@ -1,0 +1,592 @@
+"""conv2d / conv_transpose2d: naive loop references, gradchecks, adjointness, tiling, layers, errors."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import minicnn as mc
+import minicnn.cpu
+import minicnn.nn as nn
+import minicnn.nn.functional as F
+from minicnn.cpu import conv as kernels
+from minicnn.ops import conv as conv_ops
+
+TOL = 1e-10
+
+
+# -- naive references: plain loops in float64 -----------------------------------------------
+
+def _out_size(n, k, s, before, after, d):
+    return (n + before + after - d * (k - 1) - 1) // s + 1
+
+
+def naive_conv2d(x, w, b, stride, pads, dilation, groups):
+    """Direct convolution, 7 loops. pads = (top, bottom, left, right) zero padding."""
+    (sh, sw), (dh, dw), (pt, pb, pl, pr) = stride, dilation, pads
+    n_, c_, h, wd = x.shape
+    o_, cg, kh, kw = w.shape
+    og = o_ // groups
+    oh, ow = _out_size(h, kh, sh, pt, pb, dh), _out_size(wd, kw, sw, pl, pr, dw)
+    y = np.zeros((n_, o_, oh, ow))
+    for n in range(n_):
+        for o in range(o_):
+            g = o // og
+            for yy in range(oh):
+                for xx in range(ow):
+                    acc = 0.0 if b is None else b[o]
+                    for c in range(cg):
+                        for i in range(kh):
+                            for j in range(kw):
+                                iy, ix = yy * sh - pt + i * dh, xx * sw - pl + j * dw
+                                if 0 <= iy < h and 0 <= ix < wd:
+                                    acc += w[o, c, i, j] * x[n, g * cg + c, iy, ix]
+                    y[n, o, yy, xx] = acc
+    return y
+
+
+def naive_conv2d_grads(x, w, gy, stride, pads, dilation, groups):
+    """The same 7 loops, each product's two factors receiving the other times gy."""
+    (sh, sw), (dh, dw), (pt, _, pl, _) = stride, dilation, pads
+    n_, c_, h, wd = x.shape
+    o_, cg, kh, kw = w.shape
+    og = o_ // groups
+    gx, gw = np.zeros_like(x), np.zeros_like(w)
+    for n in range(n_):
+        for o in range(o_):
+            g = o // og
+            for yy in range(gy.shape[2]):
+                for xx in range(gy.shape[3]):
+                    for c in range(cg):
+                        for i in range(kh):
+                            for j in range(kw):
+                                iy, ix = yy * sh - pt + i * dh, xx * sw - pl + j * dw
+                                if 0 <= iy < h and 0 <= ix < wd:
+                                    gx[n, g * cg + c, iy, ix] += w[o, c, i, j] * gy[n, o, yy, xx]
+                                    gw[o, c, i, j] += x[n, g * cg + c, iy, ix] * gy[n, o, yy, xx]
+    return gx, gw, gy.sum(axis=(0, 2, 3))
+
+
+def naive_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups):
+    """Transposed convolution by its definition: each input pixel stamps w, scaled, into the output."""
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    n_, cin, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    cing = cin // groups
+    hout = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    wout = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    y = np.zeros((n_, og * groups, hout, wout))
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    for n in range(n_):
+        for c in range(cin):
+            g = c // cing
+            for yy in range(h):
+                for xx in range(wd):
+                    for o in range(og):
+                        for i in range(kh):
+                            for j in range(kw):
+                                oy, ox = yy * sh - ph + i * dh, xx * sw - pw + j * dw
+                                if 0 <= oy < hout and 0 <= ox < wout:
+                                    y[n, g * og + o, oy, ox] += x[n, c, yy, xx] * w[c, o, i, j]
+    return y
+
+
+def naive_conv_transpose2d_grads(x, w, gy, stride, padding, dilation, groups):
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    n_, cin, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    cing = cin // groups
+    gx, gw = np.zeros_like(x), np.zeros_like(w)
+    for n in range(n_):
+        for c in range(cin):
+            g = c // cing
+            for yy in range(h):
+                for xx in range(wd):
+                    for o in range(og):
+                        for i in range(kh):
+                            for j in range(kw):
+                                oy, ox = yy * sh - ph + i * dh, xx * sw - pw + j * dw
+                                if 0 <= oy < gy.shape[2] and 0 <= ox < gy.shape[3]:
+                                    gx[n, c, yy, xx] += gy[n, g * og + o, oy, ox] * w[c, o, i, j]
+                                    gw[c, o, i, j] += x[n, c, yy, xx] * gy[n, g * og + o, oy, ox]
+    return gx, gw, gy.sum(axis=(0, 2, 3))
+
+
+def _pads(padding, kernel, dilation):
+    """(top, bottom, left, right) for conv2d's padding argument, 'same' as PyTorch."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        (th, tw) = [d * (k - 1) for d, k in zip(dilation, kernel)]
+        return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    return (ph, ph, pw, pw)
+
+
+def _run(fn, x, w, b, gy, **kw):
+    """Forward and the three gradients (of sum(y * gy)) through minicnn."""
+    tx, tw = mc.tensor(x, requires_grad=True), mc.tensor(w, requires_grad=True)
+    tb = None if b is None else mc.tensor(b, requires_grad=True)
+    y = fn(tx, tw, tb, **kw)
+    if gy is None:
+        return y.numpy(), None
+    (y * mc.tensor(gy)).sum().backward()
+    return y.numpy(), (tx.grad.numpy(), tw.grad.numpy(), None if tb is None else tb.grad.numpy())
+
+
+def check_conv2d(rng, n, c, h, w, o, kernel, stride=(1, 1), padding=0, dilation=(1, 1), groups=1, bias=True):
+    x = rng.standard_normal((n, c, h, w))
+    wt = rng.standard_normal((o, c // groups) + kernel)
+    b = rng.standard_normal(o) if bias else None
+    pads = _pads(padding, kernel, dilation)
+    ref = naive_conv2d(x, wt, b, stride, pads, dilation, groups)
+    gy = rng.standard_normal(ref.shape)
+    y, (gx, gw, gb) = _run(F.conv2d, x, wt, b, gy, stride=stride, padding=padding, dilation=dilation,
+                           groups=groups)
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=0, atol=TOL)
+    rgx, rgw, rgb = naive_conv2d_grads(x, wt, gy, stride, pads, dilation, groups)
+    np.testing.assert_allclose(gx, rgx, rtol=0, atol=TOL)
+    np.testing.assert_allclose(gw, rgw, rtol=0, atol=TOL)
+    if bias:
+        np.testing.assert_allclose(gb, rgb, rtol=0, atol=TOL)
+
+
+def check_conv_transpose2d(rng, n, cin, h, w, og, kernel, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
+                           dilation=(1, 1), groups=1, bias=True):
+    x = rng.standard_normal((n, cin, h, w))
+    wt = rng.standard_normal((cin, og) + kernel)
+    b = rng.standard_normal(og * groups) if bias else None
+    ref = naive_conv_transpose2d(x, wt, b, stride, padding, output_padding, dilation, groups)
+    gy = rng.standard_normal(ref.shape)
+    y, (gx, gw, gb) = _run(F.conv_transpose2d, x, wt, b, gy, stride=stride, padding=padding,
+                           output_padding=output_padding, groups=groups, dilation=dilation)
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=0, atol=TOL)
+    rgx, rgw, rgb = naive_conv_transpose2d_grads(x, wt, gy, stride, padding, dilation, groups)
+    np.testing.assert_allclose(gx, rgx, rtol=0, atol=TOL)
+    np.testing.assert_allclose(gw, rgw, rtol=0, atol=TOL)
+    if bias:
+        np.testing.assert_allclose(gb, rgb, rtol=0, atol=TOL)
+
+
+# -- forward and gradients against the naive loops ------------------------------------------
+
+@pytest.mark.parametrize("case", [
+    dict(n=2, c=3, h=7, w=6, o=4, kernel=(3, 3), padding=1),
+    dict(n=1, c=2, h=5, w=9, o=3, kernel=(1, 1)),                                  # plain GEMM path
+    dict(n=2, c=4, h=5, w=7, o=6, kernel=(1, 1), groups=2, bias=False),            # plain GEMM, grouped
+    dict(n=1, c=2, h=7, w=5, o=2, kernel=(1, 1), stride=(2, 3), padding=1),        # 1x1 that needs im2col
+    dict(n=1, c=2, h=5, w=9, o=3, kernel=(1, 7), padding=(0, 3)),
+    dict(n=1, c=2, h=9, w=5, o=3, kernel=(7, 1), padding=(3, 0)),
+    dict(n=2, c=2, h=8, w=3, o=2, kernel=(5, 1), stride=(2, 1)),
+    dict(n=1, c=3, h=23, w=27, o=2, kernel=(11, 11), stride=(4, 4), padding=2),    # AlexNet conv1
+    dict(n=2, c=4, h=6, w=5, o=4, kernel=(3, 3), padding=1, groups=4),             # depthwise
+    dict(n=1, c=3, h=6, w=7, o=6, kernel=(3, 2), padding=(1, 0), groups=3),        # depthwise, multiplier 2
+    dict(n=1, c=2, h=9, w=8, o=2, kernel=(3, 3), dilation=(2, 3), padding=(2, 1)),
+    dict(n=1, c=2, h=7, w=7, o=3, kernel=(2, 2), stride=(3, 3)),                   # stride > kernel
+    dict(n=1, c=2, h=6, w=7, o=3, kernel=(4, 2), padding="same"),                  # even kernel: extra at end
+    dict(n=1, c=2, h=6, w=5, o=2, kernel=(2, 3), padding="same", dilation=(3, 2)),
+    dict(n=2, c=2, h=6, w=5, o=3, kernel=(3, 2), padding="valid", stride=(2, 1)),
+])
+def test_conv2d_matches_naive_loops(case):
+    check_conv2d(np.random.default_rng(0), **case)
+
+
+@pytest.mark.parametrize("case", [
+    dict(n=2, cin=3, h=4, w=5, og=2, kernel=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1)),
+    dict(n=1, cin=2, h=3, w=4, og=3, kernel=(2, 2), stride=(2, 2)),                # U-Net up-convolution
+    dict(n=1, cin=4, h=3, w=3, og=2, kernel=(1, 1)),                               # plain GEMM path
+    dict(n=1, cin=4, h=3, w=5, og=1, kernel=(3, 1), padding=(1, 0), groups=4),     # depthwise
+    dict(n=1, cin=2, h=4, w=3, og=2, kernel=(2, 3), stride=(1, 3), dilation=(3, 1), output_padding=(2, 1)),
+    dict(n=1, cin=3, h=2, w=2, og=2, kernel=(2, 2), stride=(4, 3), output_padding=(3, 0), bias=False),
+])
+def test_conv_transpose2d_matches_naive_loops(case):
+    check_conv_transpose2d(np.random.default_rng(0), **case)
+
+
+@st.composite
+def conv2d_cases(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cg, og = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.one_of(st.integers(0, 3), st.tuples(st.integers(0, 3), st.integers(0, 3)),
+                             st.sampled_from(["same", "valid"])))
+    stride = (1, 1) if padding == "same" else (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    pt, pb, pl, pr = _pads(padding, kernel, dilation)
+    h = draw(st.integers(max(1, dilation[0] * (kernel[0] - 1) + 1 - pt - pb), 9))
+    w = draw(st.integers(max(1, dilation[1] * (kernel[1] - 1) + 1 - pl - pr), 9))
+    return dict(n=draw(st.integers(1, 2)), c=cg * groups, h=h, w=w, o=og * groups, kernel=kernel, stride=stride,
+                padding=padding, dilation=dilation, groups=groups, bias=draw(st.booleans()))
+
+
+@settings(max_examples=30)
+@given(conv2d_cases())
+def test_conv2d_hypothesis_matches_naive(case):
+    check_conv2d(np.random.default_rng(1), **case)
+
+
+@st.composite
+def conv_transpose2d_cases(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    for n, s, p, d, k, op in zip((h, w), stride, padding, dilation, kernel, output_padding):
+        assume((n - 1) * s - 2 * p + d * (k - 1) + op + 1 >= 1)
+    return dict(n=draw(st.integers(1, 2)), cin=draw(st.integers(1, 3)) * groups, h=h, w=w,
+                og=draw(st.integers(1, 3)), kernel=kernel, stride=stride, padding=padding,
+                output_padding=output_padding, dilation=dilation, groups=groups, bias=draw(st.booleans()))
+
+
+@settings(max_examples=30)
+@given(conv_transpose2d_cases())
+def test_conv_transpose2d_hypothesis_matches_naive(case):
+    check_conv_transpose2d(np.random.default_rng(2), **case)
+
+
+# -- gradcheck (central differences, float64) --------------------------------------------
+
+def _leaves(rng, *shapes):
+    return [mc.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes]
+
+
+def test_gradcheck_conv2d():
+    rng = np.random.default_rng(3)
+    x, w, b = _leaves(rng, (2, 4, 5, 6), (6, 2, 3, 2), (6,))
+    assert mc.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2),
+                                                 groups=2), [x, w, b])
+    x, w, b = _leaves(rng, (1, 3, 4, 5), (2, 3, 1, 1), (2,))
+    assert mc.gradcheck(lambda x, w, b: F.conv2d(x, w, b), [x, w, b])  # the im2col-free path
+    x, w = _leaves(rng, (1, 2, 5, 4), (2, 2, 2, 3))
+    assert mc.gradcheck(lambda x, w: F.conv2d(x, w, padding="same"), [x, w])
+
+
+def test_gradcheck_conv_transpose2d():
+    rng = np.random.default_rng(4)
+    x, w, b = _leaves(rng, (2, 4, 3, 4), (4, 3, 3, 2), (6,))
+    assert mc.gradcheck(lambda x, w, b: F.conv_transpose2d(x, w, b, stride=(2, 3), padding=(1, 0),
+                                                           output_padding=(1, 2), groups=2, dilation=(1, 2)),
+                        [x, w, b])
+    x, w, b = _leaves(rng, (1, 3, 3, 3), (3, 2, 1, 1), (2,))
+    assert mc.gradcheck(lambda x, w, b: F.conv_transpose2d(x, w, b), [x, w, b])
+
+
+def test_gradient_of_one_input_only():
+    """needs_input_grad: asking for one gradient computes that one, and it is right."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
+    gy = rng.standard_normal((2, 4, 2, 2))
+    rgx, rgw, _ = naive_conv2d_grads(x, w, gy, (2, 2), (0, 0, 0, 0), (1, 1), 1)
+    for want in ("x", "w"):
+        tx, tw = mc.tensor(x, requires_grad=want == "x"), mc.tensor(w, requires_grad=want == "w")
+        (F.conv2d(tx, tw, stride=2) * mc.tensor(gy)).sum().backward()
+        assert (tx.grad is None) == (want == "w") and (tw.grad is None) == (want == "x")
+        got, ref = (tx.grad, rgx) if want == "x" else (tw.grad, rgw)
+        np.testing.assert_allclose(got.numpy(), ref, rtol=0, atol=TOL)
+
+
+# -- adjointness ---------------------------------------------------------------------------
+
+@settings(max_examples=40)
+@given(conv2d_cases())
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(case):
+    """<conv2d(x, w), y> == <x, conv_transpose2d(y, w)> with output_padding making the sizes agree."""
+    rng = np.random.default_rng(6)
+    pt, pb, pl, pr = _pads(case["padding"], case["kernel"], case["dilation"])
+    assume(pt == pb and pl == pr)  # conv_transpose2d pads symmetrically
+    x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    w = rng.standard_normal((case["o"], case["c"] // case["groups"]) + case["kernel"])
+    y = F.conv2d(mc.tensor(x), mc.tensor(w), stride=case["stride"], padding=(pt, pl), dilation=case["dilation"],
+                 groups=case["groups"])
+    v = rng.standard_normal(y.shape)
+    out_pad = tuple(n + 2 * p - d * (k - 1) - 1 - (o - 1) * s for n, p, d, k, o, s in zip(
+        (case["h"], case["w"]), (pt, pl), case["dilation"], case["kernel"], y.shape[2:], case["stride"]))
+    xt = F.conv_transpose2d(mc.tensor(v), mc.tensor(w), stride=case["stride"], padding=(pt, pl),
+                            output_padding=out_pad, groups=case["groups"], dilation=case["dilation"])
+    assert xt.shape == x.shape
+    lhs, rhs = float((y.numpy() * v).sum()), float((x * xt.numpy()).sum())
+    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
+
+
+@st.composite
+def col_geometries(draw):
+    """Any im2col geometry, including grids that reach past the bottom/right of the image."""
+    k = [draw(st.integers(1, 4)) for _ in range(8)]
+    kh, kw, sh, sw, dh, dw = k[0], k[1], k[2], k[3], min(k[4], 3), min(k[5], 3)
+    ph, pw = k[6] - 1, k[7] - 1
+    h, w, oh, ow = (draw(st.integers(1, 7)) for _ in range(4))
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w), (kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+
+
+@settings(max_examples=60)
+@given(col_geometries())
+def test_im2col_layout_and_col2im_adjointness(geometry):
+    (n, c, h, w), g = geometry
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = g
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, c, h, w))
+    col = kernels.im2col(x, *g)
+    assert col.shape == (n, c * kh * kw, oh * ow)
+    for cc in range(c):  # the kernel spec's layout, entry by entry
+        for i in range(kh):
+            for j in range(kw):
+                for y in range(oh):
+                    for xx in range(ow):
+                        iy, ix = y * sh - ph + i * dh, xx * sw - pw + j * dw
+                        want = x[:, cc, iy, ix] if 0 <= iy < h and 0 <= ix < w else 0.0
+                        np.testing.assert_array_equal(col[:, (cc * kh + i) * kw + j, y * ow + xx], want)
+    v = rng.standard_normal(col.shape)
+    back = kernels.col2im(v, h, w, *g)
+    assert back.shape == x.shape
+    assert abs((col * v).sum() - (x * back).sum()) <= 1e-10 * max(1.0, abs((col * v).sum()))
+
+
+def test_kernels_are_exported_for_backend_dispatch():
+    assert minicnn.cpu.im2col is kernels.im2col and minicnn.cpu.col2im is kernels.col2im
+
+
+# -- workspace: tiling and reuse ---------------------------------------------------------
+
+@pytest.fixture
+def workspace_limit():
+    """Set a temporary workspace limit; restore the default afterwards."""
+    previous = conv_ops.get_workspace_limit()
+    yield conv_ops.set_workspace_limit
+    conv_ops.set_workspace_limit(previous)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("tiles", ["2 images", "3 rows", "1 row"])
+def test_tiled_workspace_gives_the_untiled_result(workspace_limit, transposed, tiles):
+    rng = np.random.default_rng(8)
+    if transposed:  # columns: (6 output channels * 3*3) x (5*4 input pixels) per image
+        x, w, b = rng.standard_normal((5, 4, 5, 4)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(6)
+        kw = dict(stride=(2, 1), padding=(1, 1), output_padding=(1, 0), groups=2, dilation=(1, 2))
+        fn, row_bytes, rows = F.conv_transpose2d, 6 * 9 * 4 * 8, 5
+    else:  # columns: (4 input channels * 3*3) x (9*4 output pixels) per image
+        x, w, b = rng.standard_normal((5, 4, 9, 8)), rng.standard_normal((6, 2, 3, 3)), rng.standard_normal(6)
+        kw = dict(stride=(1, 2), padding=(2, 1), groups=2, dilation=(2, 1))
+        fn, row_bytes, rows = F.conv2d, 4 * 9 * 4 * 8, 9
+    y0 = fn(mc.tensor(x), mc.tensor(w), mc.tensor(b), **kw)
+    gy = rng.standard_normal(y0.shape)
+    ref = _run(fn, x, w, b, gy, **kw)
+    limit, tile_bytes = {"2 images": (2 * rows * row_bytes, 2 * rows * row_bytes),
+                         "3 rows": (3 * row_bytes + 7, 3 * row_bytes),
+                         "1 row": (1, row_bytes)}[tiles]  # a tile never has less than one row
+    workspace_limit(limit)  # also frees the buffer
+    y, grads = _run(fn, x, w, b, gy, **kw)
+    assert conv_ops._scratch.buffer.nbytes == tile_bytes
+    np.testing.assert_allclose(y, ref[0], rtol=0, atol=1e-12)
+    for got, want in zip(grads, ref[1]):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_workspace_buffer_is_reused_and_never_aliases_results(workspace_limit):
+    workspace_limit(64 * 2**20)
+    rng = np.random.default_rng(9)
+    w = mc.tensor(rng.standard_normal((3, 2, 3, 3)))
+    y1 = F.conv2d(mc.tensor(rng.standard_normal((2, 2, 8, 8))), w, padding=1)
+    kept, buffer = y1.numpy().copy(), conv_ops._scratch.buffer
+    y2 = F.conv2d(mc.tensor(rng.standard_normal((2, 2, 8, 8))), w, padding=1)
+    assert conv_ops._scratch.buffer is buffer  # same size: the buffer is reused
+    np.testing.assert_array_equal(y1.numpy(), kept)  # the earlier output was not overwritten
+    assert not np.shares_memory(y2.numpy(), buffer)
+
+
+def test_set_workspace_limit_rejects_non_positive():
+    with pytest.raises(ValueError, match="set_workspace_limit"):
+        conv_ops.set_workspace_limit(0)
+
+
+def test_pointwise_convolution_skips_im2col(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("im2col/col2im called for a 1x1 stride-1 unpadded convolution")
+
+    monkeypatch.setattr(minicnn.cpu, "im2col", forbidden)
+    monkeypatch.setattr(minicnn.cpu, "col2im", forbidden)
+    check_conv2d(np.random.default_rng(10), n=2, c=4, h=3, w=5, o=6, kernel=(1, 1), groups=2, dilation=(2, 3))
+    check_conv_transpose2d(np.random.default_rng(10), n=2, cin=4, h=3, w=5, og=3, kernel=(1, 1), groups=2)
+
+
+# -- dtypes, shapes, layers ---------------------------------------------------------------
+
+@pytest.mark.parametrize("fn", [F.conv2d, F.conv_transpose2d])
+def test_float32_stays_float32(fn):
+    rng = np.random.default_rng(11)
+    x = mc.tensor(rng.standard_normal((2, 4, 6, 5)).astype(np.float32), requires_grad=True)
+    w = mc.tensor(rng.standard_normal((4, 2, 3, 3)).astype(np.float32), requires_grad=True)
+    b = mc.tensor(rng.standard_normal(4).astype(np.float32), requires_grad=True)
+    y = fn(x, w, b, stride=2, padding=1, groups=2)
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32
+    ref = fn(mc.tensor(x.numpy().astype(np.float64)), mc.tensor(w.numpy().astype(np.float64)),
+             mc.tensor(b.numpy().astype(np.float64)), stride=2, padding=1, groups=2)
+    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fn", [F.conv2d, F.conv_transpose2d])
+def test_unbatched_input_is_a_batch_of_one(fn):
+    rng = np.random.default_rng(12)
+    x, w = rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 2, 2, 3))
+    y = fn(mc.tensor(x), mc.tensor(w), stride=2, padding=1)
+    y4 = fn(mc.tensor(x[None]), mc.tensor(w), stride=2, padding=1)
+    assert y.shape == y4.shape[1:]
+    np.testing.assert_array_equal(y.numpy(), y4.numpy()[0])
+
+
+def test_conv2d_layer_parameters_and_init():
+    m = nn.Conv2d(6, 8, (3, 5), stride=2, padding=1, groups=2)
+    assert [k for k, _ in m.named_parameters()] == ["weight", "bias"]
+    assert m.weight.shape == (8, 3, 3, 5) and m.bias.shape == (8,)
+    assert m.weight.dtype == np.float32 and set(m.state_dict()) == {"weight", "bias"}
+    bound = 1 / math.sqrt(3 * 3 * 5)  # kaiming_uniform(a=sqrt(5)) and the bias both give 1/sqrt(fan_in)
+    for p in (m.weight.numpy(), m.bias.numpy()):
+        assert np.abs(p).max() <= bound and np.abs(p).max() > 0.5 * bound
+    assert nn.Conv2d(2, 2, 3, bias=False).bias is None
+    assert m.kernel_size == (3, 5) and m.stride == (2, 2) and m.padding == (1, 1) and m.dilation == (1, 1)
+    assert repr(m) == "Conv2d(6, 8, kernel_size=(3, 5), stride=(2, 2), padding=(1, 1), groups=2)"
+
+
+def test_conv_transpose2d_layer_parameters_and_init():
+    m = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2, bias=True)
+    assert m.weight.shape == (4, 3, 3, 3) and m.bias.shape == (6,)
+    bound = 1 / math.sqrt(3 * 3 * 3)  # fan_in from weight.shape[1] = out_channels/groups, as PyTorch
+    assert np.abs(m.weight.numpy()).max() <= bound and np.abs(m.bias.numpy()).max() <= bound
+    x = mc.randn(2, 4, 5, 6)
+    assert m(x).shape == (2, 6, 10, 12)
+    assert repr(m) == ("ConvTranspose2d(4, 6, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), "
+                       "output_padding=(1, 1), groups=2)")
+
+
+def test_conv_transpose2d_layer_output_size():
+    m = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1)
+    x = mc.randn(1, 3, 5, 5)
+    assert m(x).shape == (1, 2, 9, 9)
+    assert m(x, output_size=(10, 9)).shape == (1, 2, 10, 9)
+    assert m(x, output_size=[1, 2, 10, 10]).shape == (1, 2, 10, 10)
+    with pytest.raises(ValueError, match=r"output size of \(12, 10\).*\(9, 9\) to \(10, 10\)"):
+        m(x, output_size=(12, 10))
+
+
+def test_conv2d_layer_same_padding_keeps_the_size_and_matches_naive():
+    m = nn.Conv2d(2, 3, (4, 3), padding="same", dilation=(1, 2)).double()
+    x = np.random.default_rng(13).standard_normal((1, 2, 7, 6))
+    y = m(mc.tensor(x))
+    assert y.shape == (1, 3, 7, 6)
+    ref = naive_conv2d(x, m.weight.numpy(), m.bias.numpy(), (1, 1), _pads("same", (4, 3), (1, 2)), (1, 2), 1)
+    np.testing.assert_allclose(y.numpy(), ref, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_conv2d_layer_padding_modes_pad_explicitly(mode):
+    m = nn.Conv2d(2, 3, 3, padding=(1, 2), stride=(1, 2), padding_mode=mode).double()
+    x = mc.tensor(np.random.default_rng(14).standard_normal((2, 2, 5, 6)))
+    want = F.conv2d(mc.pad(x, (2, 2, 1, 1), mode=mode), m.weight, m.bias, stride=(1, 2))
+    np.testing.assert_array_equal(m(x).numpy(), want.numpy())
+    assert repr(m).endswith(f"padding_mode={mode})")
+
+
+def test_conv_layers_train_through_backward():
+    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ConvTranspose2d(4, 2, 2, stride=2))
+    y = m(mc.randn(3, 1, 4, 4))
+    assert y.shape == (3, 2, 8, 8)
+    y.sum().backward()
+    assert all(p.grad is not None and p.grad.shape == p.shape for p in m.parameters())
+
+
+def test_layer_argument_errors():
+    with pytest.raises(ValueError, match=r"Conv2d: in_channels \(3\) must be divisible by groups \(2\)"):
+        nn.Conv2d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match=r"Conv2d: out_channels \(5\) must be divisible by groups \(2\)"):
+        nn.Conv2d(4, 5, 3, groups=2)
+    with pytest.raises(ValueError, match="strided"):
+        nn.Conv2d(2, 2, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="padding_mode"):
+        nn.Conv2d(2, 2, 3, padding_mode="mirror")
+    with pytest.raises(ValueError, match="ConvTranspose2d.*zeros"):
+        nn.ConvTranspose2d(2, 2, 3, padding_mode="reflect")
+
+
+# -- bad input: clear errors ----------------------------------------------------------------
+
+def _t(*shape, dtype=np.float64):
+    return mc.tensor(np.zeros(shape, dtype))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: F.conv2d(_t(2, 3, 8, 8), _t(16, 4, 3, 3)), ValueError,
+     r"conv2d: input has 3 channels \(shape \(2, 3, 8, 8\)\) but weight \(16, 4, 3, 3\) with groups=1 expects 4"),
+    (lambda: F.conv2d(_t(2, 4, 8, 8), _t(6, 1, 3, 3), groups=2), ValueError,
+     r"conv2d: input has 4 channels .* weight \(6, 1, 3, 3\) with groups=2 expects 2"),
+    (lambda: F.conv2d(_t(2, 3, 8, 8), _t(4, 1, 3, 3), groups=2), ValueError,
+     r"conv2d: input channels \(3\) are not divisible by groups=2"),
+    (lambda: F.conv2d(_t(2, 4, 8, 8), _t(5, 2, 3, 3), groups=2), ValueError,
+     r"conv2d: weight's out_channels \(5\) are not divisible by groups=2"),
+    (lambda: F.conv2d(_t(1, 1, 4, 4), _t(1, 1, 3, 3), groups=0), ValueError, "conv2d: groups must be a positive"),
+    (lambda: F.conv2d(_t(1, 1, 2, 2), _t(1, 1, 5, 5), padding=1), ValueError,
+     r"conv2d: kernel 5x5 .* larger than the padded input 4x4"),
+    (lambda: F.conv2d(_t(1, 1, 6, 6), _t(1, 1, 3, 3), dilation=3), ValueError,
+     r"conv2d: kernel 3x3 \(dilation \(3, 3\), extent 7x7\)"),
+    (lambda: F.conv2d(_t(1, 1, 0, 5), _t(1, 1, 1, 1), padding="same"), ValueError,
+     r"conv2d: output size 0x5 is not positive"),
+    (lambda: F.conv_transpose2d(_t(1, 1, 2, 2), _t(1, 1, 3, 3), padding=3), ValueError,
+     r"conv_transpose2d: output size -2x-2 is not positive"),
+    (lambda: F.conv2d(_t(3, 8, 8), _t(4, 3, 3, 3)[0]), ValueError, r"conv2d: expected a 4-D weight, got shape"),
+    (lambda: F.conv2d(_t(8, 8), _t(1, 1, 3, 3)), ValueError, r"conv2d: expected a 4-D input .* got 2-D"),
+    (lambda: F.conv_transpose2d(_t(1, 1, 1, 8, 8), _t(1, 1, 3, 3)), ValueError,
+     r"conv_transpose2d: expected a 4-D input .* got 5-D"),
+    (lambda: F.conv2d(_t(1, 2, 5, 5, dtype=np.float32), _t(1, 2, 3, 3)), TypeError,
+     "conv2d: input, weight and bias must have the same dtype, got input float32, weight float64"),
+    (lambda: F.conv_transpose2d(_t(1, 2, 5, 5), _t(2, 1, 3, 3), _t(1, dtype=np.float32)), TypeError,
+     "conv_transpose2d: .* bias float32"),
+    (lambda: F.conv2d(_t(1, 2, 5, 5, dtype=np.int64), _t(1, 2, 3, 3, dtype=np.int64)), TypeError,
+     "conv2d: expected a floating point input, got dtype int64"),
+    (lambda: F.conv2d(_t(1, 2, 5, 5), _t(3, 2, 3, 3), _t(2)), ValueError,
+     r"conv2d: bias of shape \(2,\) does not match the 3 output channels"),
+    (lambda: F.conv2d(_t(1, 2, 5, 5), _t(3, 2, 3, 3), stride=2, padding="same"), ValueError,
+     "conv2d: padding='same' is not supported for strided convolutions"),
+    (lambda: F.conv2d(_t(1, 2, 5, 5), _t(3, 2, 3, 3), padding="full"), ValueError, "conv2d: padding must be"),
+    (lambda: F.conv2d(_t(1, 2, 5, 5), _t(3, 2, 3, 3), stride=0), ValueError, r"conv2d: stride must be >= 1"),
+    (lambda: F.conv2d(_t(1, 2, 5, 5), _t(3, 2, 3, 3), padding=-1), ValueError, r"conv2d: padding must be >= 0"),
+    (lambda: F.conv2d(_t(1, 2, 5, 5), _t(3, 2, 3, 3), stride=(1, 2, 3)), TypeError,
+     "conv2d: stride must be an int or a pair"),
+    (lambda: F.conv2d(np.zeros((1, 2, 5, 5)), _t(3, 2, 3, 3)), TypeError, "conv2d: input must be a Tensor"),
+    (lambda: F.conv_transpose2d(_t(1, 3, 4, 4), _t(2, 2, 3, 3)), ValueError,
+     r"conv_transpose2d: input has 3 channels \(shape \(1, 3, 4, 4\)\) but weight \(2, 2, 3, 3\) with groups=1 "
+     r"expects 2"),
+    (lambda: F.conv_transpose2d(_t(1, 3, 4, 4), _t(3, 2, 3, 3), groups=2), ValueError,
+     r"conv_transpose2d: input channels \(3\) are not divisible by groups=2"),
+    (lambda: F.conv_transpose2d(_t(1, 2, 4, 4), _t(2, 2, 3, 3), stride=2, output_padding=2), ValueError,
+     r"conv_transpose2d: output_padding \(2, 2\) must be smaller than either stride \(2, 2\) or dilation"),
+    (lambda: F.conv_transpose2d(_t(1, 2, 4, 4), _t(2, 2, 3, 3), padding="same"), ValueError,
+     "conv_transpose2d: padding must be an int or a pair"),
+])
+def test_bad_input_raises_a_clear_error(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+# -- optional: PyTorch agrees (skipped where torch is not installed) -----------------------
+
+def test_matches_pytorch_when_available():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(15)
+    x, w, b = rng.standard_normal((2, 4, 9, 8)), rng.standard_normal((6, 2, 4, 3)), rng.standard_normal(6)
+    for fn, tfn, weight, kw in [
+        (F.conv2d, torch.nn.functional.conv2d, w, dict(padding="same", dilation=(1, 2), groups=2)),
+        (F.conv2d, torch.nn.functional.conv2d, w, dict(stride=(3, 2), padding=(2, 1), groups=2)),
+        (F.conv_transpose2d, torch.nn.functional.conv_transpose2d, rng.standard_normal((4, 3, 4, 3)),
+         dict(stride=(3, 2), padding=(1, 2), output_padding=(2, 1), groups=2, dilation=(1, 2))),
+    ]:
+        bias = b if fn is F.conv2d else rng.standard_normal(6)
+        got = fn(mc.tensor(x), mc.tensor(weight), mc.tensor(bias), **kw).numpy()
+        want = tfn(torch.tensor(x), torch.tensor(weight), torch.tensor(bias), **kw).numpy()
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
