@@ -401,6 +401,17 @@ def test_three_dimensional_input_like_pytorch():
     assert F.max_unpool2d(y, idx, 2, output_size=(7, 6)).shape == (3, 7, 6)
 
 
+def test_empty_batch_is_allowed_like_pytorch():
+    x = t64(np.zeros((0, 3, 5, 5)), grad=True)
+    for f in (lambda t: F.max_pool2d(t, 2), lambda t: F.avg_pool2d(t, 2), lambda t: F.adaptive_max_pool2d(t, 2),
+              lambda t: F.adaptive_avg_pool2d(t, (2, 3)), lambda t: F.adaptive_avg_pool2d(t, 1)):
+        y = f(x)
+        assert y.shape[:2] == (0, 3)
+        y.sum().backward()
+        assert x.grad.shape == x.shape
+        x.grad = None
+
+
 def test_layers_follow_torch_arguments():
     x = mc.tensor(distinct((2, 3, 8, 8)).astype(np.float32), requires_grad=True)
     pool = nn.MaxPool2d(2, return_indices=True)

@@ -5,9 +5,9 @@ Window geometry (PyTorch's): output pixel (oy, ox) reads input rows
 average pooling as 0. Along one axis the number of windows is
 
     out = floor((size + 2p - d(k-1) - 1) / s) + 1                      (floor mode)
-    out = ceil((size + 2p - d(k-1) - 1) / s) + 1, minus one if that last
-          window would start at or after size + p (it must start inside the
-          input or the left padding)                                   (ceil mode)
+    out = ceil((size + 2p - d(k-1) - 1) / s) + 1, minus one if the last window
+          would start in the right padding, (out-1)*s >= size + p: it must start
+          inside the input or the left padding                         (ceil mode)
 
 The window loops are kernels (``backend.kernels(x)``: numba on the CPU, CUDA C on the
 GPU); this file checks arguments, computes output sizes, and wires forward to backward.
@@ -85,7 +85,9 @@ def _output_hw(op, shape, k, s, p, d, ceil_mode):
 class MaxPool2d(Function):
     """y[n, c, oy, ox] = max over the window (padding = -inf); idx = r*W + c of the
     first maximum. Backward: dx.flat[idx] += dy per plane (ties: first argmax only;
-    overlapping windows that pick the same pixel add up)."""
+    overlapping windows that pick the same pixel add up). With dilation a window can
+    lie wholly in the padding: its output is -inf, its index -1, and it passes no
+    gradient (PyTorch returns an index outside the plane there)."""
 
     non_differentiable_outputs = (1,)
 
@@ -231,7 +233,7 @@ class AdaptiveMaxPool2d(Function):
         idx = xp.empty((n, c, oh, ow), np.int64)
         for i, (r0, r1) in enumerate(adaptive_bins(h, oh)):
             for j, (c0, c1) in enumerate(adaptive_bins(w, ow)):
-                window = x[:, :, r0:r1, c0:c1].reshape(n, c, -1)  # row-major window order
+                window = x[:, :, r0:r1, c0:c1].reshape(n, c, (r1 - r0) * (c1 - c0))  # row-major order
                 k = window.argmax(axis=2)
                 y[:, :, i, j] = xp.take_along_axis(window, k[..., None], axis=2)[..., 0]
                 idx[:, :, i, j] = (r0 + k // (c1 - c0)) * w + c0 + k % (c1 - c0)
