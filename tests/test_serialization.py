@@ -11,6 +11,9 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import minicnn as mc
 import minicnn.nn as nn
@@ -67,6 +70,23 @@ def test_checkpoint_round_trip(tmp_path):
     assert back["model"]["fc.weight"].dtype == np.float32 and back["ids"].dtype == np.int64
     assert back["mask"].dtype == np.bool_ and isinstance(back["scalar"], np.float32)
     assert os.listdir(tmp_path) == ["ck.npz"]                  # no temporary files left
+
+
+_arrays = hnp.arrays(st.sampled_from([np.float32, np.float64, np.int64, np.int8, np.uint8, np.bool_, np.float16]),
+                     hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3))
+_leaves = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(), st.text(max_size=5), _arrays)
+_trees = st.recursive(_leaves, lambda kids: st.one_of(
+    st.lists(kids, max_size=3), st.lists(kids, max_size=3).map(tuple),
+    st.dictionaries(st.one_of(st.integers(-5, 5), st.text(max_size=4)), kids, max_size=3)), max_leaves=8)
+
+
+@settings(max_examples=25)
+@given(tree=_trees)
+def test_any_nested_checkpoint_round_trips(tree):
+    buf = io.BytesIO()
+    mc.save({"tree": tree}, buf)
+    buf.seek(0)
+    assert_same(mc.load(buf), {"tree": tree})
 
 
 def test_plain_numpy_reads_members_and_npz_loads(tmp_path):
