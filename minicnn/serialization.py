@@ -257,7 +257,10 @@ def _read_npz(fh, name):
         with zipfile.ZipFile(fh) as zf:
             members = set(zf.namelist())
             if STRUCTURE_MEMBER not in members:  # a plain np.savez archive
-                return {m[:-4]: _read_member(zf, m, name) for m in zf.namelist() if m.endswith(".npy")}
+                arrays = [m for m in zf.namelist() if m.endswith(".npy")]
+                if members and not arrays:
+                    raise CheckpointError(f"{name}: a zip archive without .npy arrays: not a minicnn or NumPy .npz file")
+                return {m[:-4]: _read_member(zf, m, name) for m in arrays}
             try:
                 header = json.loads(zf.read(STRUCTURE_MEMBER).decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:

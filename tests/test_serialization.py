@@ -161,6 +161,10 @@ def test_bad_minicnn_files_give_clear_errors(tmp_path):
         with pytest.raises(CheckpointError, match=msg) as e:
             mc.load(tmp_path / name)
         assert name in str(e.value)
+    with zipfile.ZipFile(tmp_path / "foreign.zip", "w") as zf:
+        zf.writestr("readme.txt", "not arrays")
+    with pytest.raises(CheckpointError, match="foreign.zip: a zip archive without .npy arrays"):
+        mc.load(tmp_path / "foreign.zip")
     header = json.loads(zipfile.ZipFile(path).read("__minicnn__.json"))
     _rewrite_structure(path, tmp_path / "new.npz", dict(header, version=2))
     with pytest.raises(CheckpointError, match=r"new.npz: written by a newer minicnn \(format version 2\)"):
