@@ -14,7 +14,7 @@ from minicnn import cpu
 
 
 def t64(a, grad=False):
-    return mc.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
+    return mc.tensor(np.array(a, dtype=np.float64), requires_grad=grad)  # a copy: ops may update buffers in place
 
 
 # -- naive references -----------------------------------------------------------------------

@@ -39,18 +39,27 @@ def _axis_matrix(n_in, n_out, mode, align_corners, scale_factor):
 
 
 class Interpolate(Function):
-    """y = A_h @ x @ A_w^T on the last two axes of x (N, C, H, W), or y = x @ A_w^T for x (N, C, L)."""
+    """y[n, c, o, p] = sum_{h, w} A_h[o, h] x[n, c, h, w] A_w[p, w] for x (N, C, H, W);
+    y = x A_w^T for x (N, C, L). Each factor is one big matrix product (BLAS)."""
 
     def __init__(self, a_w, a_h=None):
         self.a_w, self.a_h = a_w, a_h  # (out, in) matrices
 
     def forward(self, x):
-        y = x @ self.a_w.T
-        return y if self.a_h is None else self.a_h @ y
+        y = _last_axis_times(x, self.a_w.T)
+        if self.a_h is not None:
+            y = self.xp.einsum("oh,nchw->ncow", self.a_h, y, optimize=True)
+        return self.xp.ascontiguousarray(y)
 
     def backward(self, gy):
-        g = gy @ self.a_w
-        return g if self.a_h is None else self.a_h.T @ g
+        if self.a_h is not None:
+            gy = self.xp.einsum("oh,ncow->nchw", self.a_h, gy, optimize=True)
+        return _last_axis_times(gy, self.a_w)
+
+
+def _last_axis_times(x, m):
+    """x (..., k) @ m (k, j) as one 2-D matrix product -> (..., j)."""
+    return (x.reshape(-1, x.shape[-1]) @ m).reshape(x.shape[:-1] + (m.shape[1],))
 
 
 _MODES = {"nearest": None, "linear": 3, "bilinear": 4}  # mode -> the input rank it needs
