@@ -1,10 +1,16 @@
 """Define-by-run autograd: ``Function`` records itself on its outputs; ``backward``
-walks the recorded graph in reverse topological order.
+walks the recorded graph from the outputs back to the leaves.
 
 A ``Function`` works on raw arrays (NumPy or CuPy) only. Its ``forward`` keeps on
 ``self`` exactly what its ``backward`` needs, and the engine drops those
 attributes as soon as the node has been back-propagated through, so memory is
 returned while backward is still running.
+
+The graph is a DAG of ``Function`` nodes. A node does not hold its input
+tensors, only *edges*: for each input, where that input's gradient must go (the
+node that produced it and which of its outputs it was, or the leaf tensor
+itself). So an intermediate array lives only as long as some node saved it for
+its backward, never merely because it was an input.
 """
 import contextlib
 import threading
@@ -29,11 +35,12 @@ def _grad_mode(enabled):
 
 
 def no_grad():
-    """Context manager: ops inside record no graph (inference, optimizer steps)."""
+    """Context manager (or decorator): ops inside record no graph (inference, optimizer steps)."""
     return _grad_mode(False)
 
 
 def enable_grad():
+    """Context manager (or decorator) that records graphs again inside a ``no_grad`` block."""
     return _grad_mode(True)
 
 
@@ -50,6 +57,7 @@ class Function:
     non_differentiable_outputs = ()
 
     def apply(self, *inputs):
+        """Run ``forward`` on the inputs' arrays and, if any input requires grad, record the node."""
         from .tensor import Tensor, as_tensor
 
         tensors = [x for x in inputs if isinstance(x, Tensor)]
@@ -62,7 +70,7 @@ class Function:
                 f"({', '.join(t.device for t in tensors)}); move them with .to(device) first"
             )
         like = tensors[0]
-        inputs = [x if isinstance(x, Tensor) else as_tensor(x, like=like) for x in inputs]
+        inputs = [x if isinstance(x, Tensor) else as_tensor(x, like=like, op=self.name) for x in inputs]
         self.xp = backend.array_module(like.data)
         self.needs_input_grad = tuple(t.requires_grad for t in inputs)
         outs = self.forward(*[t.data for t in inputs])
@@ -70,12 +78,14 @@ class Function:
         outs = (outs,) if single else outs
         record = is_grad_enabled() and any(self.needs_input_grad)
         results = tuple(
-            Tensor._make(o, requires_grad=record and i not in self.non_differentiable_outputs)
+            Tensor._make(o, requires_grad=record and i not in self.non_differentiable_outputs
+                         and o.dtype.kind == "f")
             for i, o in enumerate(outs)
         )
         if record:
-            self._inputs = inputs
-            self._out_meta = [(o.shape, o.dtype) for o in outs]
+            self._edges = tuple(_edge(t) for t in inputs)
+            self._in_meta = tuple((t.shape, t.dtype) for t in inputs)
+            self._out_meta = tuple((o.shape, o.dtype) for o in outs)
             self._retained = {}
             for i, r in enumerate(results):
                 if r.requires_grad:
@@ -100,43 +110,99 @@ class Function:
         self._freed = True
 
 
-def _topological_functions(root_fn):
-    """Functions reachable from ``root_fn``, each after every function that consumes it."""
-    order, seen = [], {id(root_fn)}
-    stack = [(root_fn, False)]
+def _edge(t):
+    """Where input ``t``'s gradient goes: nowhere (None), the leaf ``t`` itself, or
+    (producing node, output slot)."""
+    if not t.requires_grad:
+        return None
+    if t._creator is None:
+        return t
+    return (t._creator, t._out_index)
+
+
+def _nodes_in_order(roots):
+    """The nodes reachable from ``roots``, each listed after every node that consumes it.
+
+    Kahn's algorithm: count for every node how many edges from reachable nodes
+    point at it, then release a node once all of its consumers have been listed.
+    (A plain depth-first post-order gets shared sub-graphs wrong.)
+    """
+    pending, seen, stack = {}, set(), list(roots)
     while stack:
-        fn, done = stack.pop()
-        if done:
-            order.append(fn)
+        fn = stack.pop()
+        if id(fn) in seen:
             continue
-        stack.append((fn, True))
-        for t in fn._inputs:
-            c = t._creator
-            if c is not None and id(c) not in seen:
-                seen.add(id(c))
-                stack.append((c, False))
-    order.reverse()  # post-order reversed: consumers before producers
+        seen.add(id(fn))
+        if getattr(fn, "_freed", False):
+            raise _freed_error(fn)
+        for e in fn._edges:
+            if isinstance(e, tuple):
+                child = e[0]
+                pending[id(child)] = pending.get(id(child), 0) + 1
+                stack.append(child)
+    ready = [fn for fn in {id(f): f for f in roots}.values() if id(fn) not in pending]
+    order = []
+    while ready:
+        fn = ready.pop()
+        order.append(fn)
+        for e in fn._edges:
+            if isinstance(e, tuple):
+                child = e[0]
+                pending[id(child)] -= 1
+                if pending[id(child)] == 0:
+                    ready.append(child)
     return order
 
 
-def _accumulate(old, new):
-    return new if old is None else old + new
+class _Owner:
+    """Makes sure that no two ``.grad`` arrays share memory, and none is a read-only view.
+
+    Ops may pass one gradient array to several inputs (``a + b`` hands ``gy`` to
+    both) or return views; a leaf's ``.grad`` is user-visible and may be changed in
+    place later, so the second claimant of the same memory gets a copy.
+    """
+
+    def __init__(self, user_arrays):
+        self.taken = {id(_base(a)) for a in user_arrays}
+
+    def own(self, g):
+        base = _base(g)
+        if id(base) in self.taken or not g.flags.writeable or not g.flags.c_contiguous:
+            g = backend.array_module(g).array(g, order="C")
+            base = g
+        self.taken.add(id(base))
+        return g
 
 
-def backward(root, grad, retain_graph=False):
-    """Back-propagate ``grad`` (an array shaped like ``root``) through the graph of ``root``."""
-    fn = root._creator
-    if fn is None:  # a leaf: its gradient is the seed itself
-        root._accumulate_grad(grad)
+def _base(a):
+    while getattr(a, "base", None) is not None:
+        a = a.base
+    return a
+
+
+def backward(tensors, grads, retain_graph=False, user_grads=()):
+    """Back-propagate: ``grads[k]`` (an array shaped like ``tensors[k]``) is d(loss)/d(tensors[k]).
+
+    Every leaf that requires grad receives the sum over all paths in ``.grad``;
+    ``user_grads`` lists seed arrays owned by the caller (never stored as a ``.grad``).
+    Without ``retain_graph`` every node is freed right after its own backward.
+    """
+    owner = _Owner(user_grads)
+    roots = []
+    seeds = []
+    for t, g in zip(tensors, grads):
+        if t._creator is None:  # a leaf: its gradient is the seed itself
+            t._accumulate_grad(owner.own(g))
+        else:
+            roots.append(t._creator)
+            seeds.append((t._creator, t._out_index, g))
+    if not roots:
         return
-    if getattr(fn, "_freed", False):
-        raise _freed_error(fn)
-    order = _topological_functions(fn)
+    order = _nodes_in_order(roots)
     for f in order:
-        if getattr(f, "_freed", False):
-            raise _freed_error(f)
         f._grad_out = [None] * len(f._out_meta)
-    fn._grad_out[root._out_index] = grad
+    for f, k, g in seeds:
+        f._grad_out[k] = _accumulate(f._grad_out[k], g)
 
     for f in order:
         xp = f.xp
@@ -144,29 +210,33 @@ def backward(root, grad, retain_graph=False):
             g if g is not None else xp.zeros(shape, dtype)
             for g, (shape, dtype) in zip(f._grad_out, f._out_meta)
         )
+        f._grad_out = None
         for i, t in f._retained.items():
-            t._accumulate_grad(gys[i])
+            t._accumulate_grad(owner.own(gys[i]))
         gxs = f.backward(*gys)
         if not isinstance(gxs, tuple):
             gxs = (gxs,)
-        if len(gxs) != len(f._inputs):
-            raise RuntimeError(f"{f.name}.backward returned {len(gxs)} gradients for {len(f._inputs)} inputs")
-        for x, gx in zip(f._inputs, gxs):
-            if gx is None or not x.requires_grad:
+        if len(gxs) != len(f._edges):
+            raise RuntimeError(f"{f.name}.backward returned {len(gxs)} gradients for {len(f._edges)} inputs")
+        for edge, gx, (shape, dtype) in zip(f._edges, gxs, f._in_meta):
+            if edge is None or gx is None:
                 continue
-            if gx.shape != x.shape:
+            if tuple(gx.shape) != shape or gx.dtype != dtype:
                 raise RuntimeError(
-                    f"{f.name}.backward produced a gradient of shape {tuple(gx.shape)} "
-                    f"for an input of shape {tuple(x.shape)}"
+                    f"{f.name}.backward produced a gradient of shape {tuple(gx.shape)} and dtype {gx.dtype} "
+                    f"for an input of shape {shape} and dtype {dtype}"
                 )
-            c = x._creator
-            if c is None:
-                x._accumulate_grad(gx)
+            if isinstance(edge, tuple):
+                node, k = edge
+                node._grad_out[k] = _accumulate(node._grad_out[k], gx)
             else:
-                c._grad_out[x._out_index] = _accumulate(c._grad_out[x._out_index], gx)
-        f._grad_out = None
+                edge._accumulate_grad(owner.own(gx))
         if not retain_graph:
             f.release()
+
+
+def _accumulate(old, new):
+    return new if old is None else old + new
 
 
 def _freed_error(fn):

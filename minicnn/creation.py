@@ -7,8 +7,9 @@ from .tensor import Tensor
 
 
 def tensor(data, requires_grad=False, dtype=None, device="cpu"):
-    """A new leaf tensor holding ``data`` (Python floats become float32, NumPy dtypes are kept)."""
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+    """A new leaf tensor holding a copy of ``data`` (Python floats become float32, NumPy
+    dtypes are kept). ``from_numpy`` shares memory instead."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device, copy=True)
 
 
 def _shape(size):

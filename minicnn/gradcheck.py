@@ -1,14 +1,25 @@
-"""Central-difference gradient checking.
+"""Gradient checking by central differences.
 
-For a random upstream gradient v, the analytic gradient of L(x) = sum(f(x) * v)
-comes from ``backward``; the numeric one from (L(x + eps e_i) - L(x - eps e_i)) / 2 eps.
+Pick a random upstream gradient v for every output of f and look at the scalar
+L(x) = sum_k <f_k(x), v_k>. ``backward`` gives the analytic dL/dx; the numeric one is
+
+    dL/dx_i ~ (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)        (error O(eps^2))
+
+for every element i: two forward passes per element. ``fast_mode`` instead compares
+one directional derivative per input, along a random unit vector u (PyTorch's fast
+gradcheck): <dL/dx, u> against (L(x + eps u) - L(x - eps u)) / (2 eps). A wrong
+gradient almost surely shows up in a random direction too, at the cost of two
+forward passes per input instead of per element.
+
+Only float64 has the precision for this: with eps = 1e-6, float32 rounding alone
+changes L by ~1e-7 relative, which swamps the O(eps^2) accuracy.
 """
 import warnings
 
 import numpy as np
 
-from . import backend
-from .autograd import no_grad
+from . import autograd, backend
+from .autograd import enable_grad, no_grad
 from .tensor import Tensor
 
 
@@ -23,91 +34,123 @@ def _outputs(fn, inputs):
 
 
 def _objective(fn, inputs, vs):
-    """sum_k <f_k(inputs), v_k> as a float (no graph)."""
+    """L = sum_k <f_k(inputs), v_k> as a Python float (no graph)."""
     with no_grad():
         outs = _outputs(fn, inputs)
     return float(sum((backend.to_numpy(o.data).astype(np.float64) * v).sum() for o, v in zip(outs, vs)))
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=0):
-    """Check ``fn``'s gradient with respect to every input that requires grad.
+def compare_gradients(fn, inputs, eps=1e-6, fast_mode=False, seed=0):
+    """The analytic and numeric gradients of L = sum_k <f_k(inputs), v_k> (v random).
 
-    ``fn(*inputs)`` returns a Tensor or a tuple of Tensors. Returns True or raises
-    ``GradcheckError`` naming the input, the worst element, and both values.
-    ``fast_mode`` compares one random directional derivative per input instead of
-    every element (for large inputs).
+    Returns one ``(input_index, analytic, numeric)`` per input that requires grad,
+    both float64 arrays shaped like the input (or 1-element arrays holding the
+    directional derivative in ``fast_mode``). Inputs and their ``.grad`` are left
+    exactly as they were.
     """
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input has requires_grad=True")
-    if any(inputs[i].dtype != np.float64 for i in checked):
-        warnings.warn("gradcheck: inputs are not float64; central differences will be imprecise", stacklevel=2)
     rng = np.random.default_rng(seed)
-
-    saved = [inputs[i].grad for i in checked]
-    for i in checked:
-        inputs[i].grad = None
-    outs = _outputs(fn, inputs)
-    if not outs:
-        raise ValueError("gradcheck: fn returned no floating point tensor")
-    vs = [rng.standard_normal(o.shape) for o in outs]
-    total = None
-    for o, v in zip(outs, vs):
-        if o.requires_grad:
-            term = (o * Tensor(v, dtype=o.dtype, device=o.device)).sum()
-            total = term if total is None else total + term
-    analytic = {}
-    if total is not None:
-        total.backward()
-    for i in checked:
-        g = inputs[i].grad
-        analytic[i] = np.zeros(inputs[i].shape) if g is None else backend.to_numpy(g.data).astype(np.float64)
-    for i, g in zip(checked, saved):
-        inputs[i].grad = g
-
+    analytic, vs = _analytic(fn, inputs, checked, rng)
+    results = []
     for i in checked:
         x = inputs[i]
         if fast_mode:
             u = rng.standard_normal(x.shape)
             u /= np.linalg.norm(u) or 1.0
             numeric = np.array([_directional(fn, inputs, x, u, eps, vs)])
-            got = np.array([(analytic[i] * u).sum()])
+            results.append((i, np.array([(analytic[i] * u).sum()]), numeric))
         else:
-            numeric, got = _numeric(fn, inputs, x, eps, vs), analytic[i]
-        err = np.abs(got - numeric) - (atol + rtol * np.abs(numeric))
-        if err.size and err.max() > 0:
-            k = np.unravel_index(int(err.argmax()), err.shape)
+            results.append((i, analytic[i], _numeric(fn, inputs, x, eps, vs)))
+    return results
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, seed=0):
+    """Check ``fn``'s gradient with respect to every input that requires grad.
+
+    ``fn(*inputs)`` returns a Tensor or a tuple of Tensors; ``inputs`` should be
+    float64. Returns True, or raises ``GradcheckError`` naming the input, the worst
+    element (where |analytic - numeric| most exceeds atol + rtol * |numeric|) and
+    both values there. Warns when a checked input is not float64.
+    """
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if any(isinstance(x, Tensor) and x.requires_grad and x.dtype != np.float64 for x in inputs):
+        warnings.warn("gradcheck: inputs are not float64; central differences will be imprecise "
+                      "(convert them with .double())", stacklevel=2)
+    for i, got, numeric in compare_gradients(fn, inputs, eps, fast_mode, seed):
+        excess = np.abs(got - numeric) - (atol + rtol * np.abs(numeric))
+        if excess.size and not excess.max() <= 0:  # also catches NaN
+            k = np.unravel_index(int(np.nanargmax(np.where(np.isnan(excess), np.inf, excess))), excess.shape)
             where = "the random direction" if fast_mode else f"element {tuple(int(j) for j in k)}"
             raise GradcheckError(
-                f"gradcheck: gradient of input {i} (shape {x.shape}) is wrong at {where}: "
+                f"gradcheck: gradient of input {i} (shape {inputs[i].shape}) is wrong at {where}: "
                 f"analytic {got[k]:.10g}, numeric {numeric[k]:.10g} "
-                f"(|diff| {abs(got[k] - numeric[k]):.3g} > atol {atol} + rtol {rtol} * |numeric|)"
+                f"(|diff| {abs(got[k] - numeric[k]):.3g} > atol {atol} + rtol {rtol} * |numeric|; "
+                f"{int((excess > 0).sum())} of {excess.size} values off)"
             )
     return True
 
 
+def _analytic(fn, inputs, checked, rng):
+    """dL/dx for every checked input via backward, leaving each ``.grad`` as it was."""
+    saved = [inputs[i].grad for i in checked]
+    try:
+        for i in checked:
+            inputs[i].grad = None
+        with enable_grad():
+            outs = _outputs(fn, inputs)
+        if not outs:
+            raise ValueError("gradcheck: fn returned no floating point tensor")
+        vs = [rng.standard_normal(o.shape) for o in outs]
+        roots = [(o, v) for o, v in zip(outs, vs) if o.requires_grad]
+        if roots:
+            seeds = [backend.to_device(v.astype(o.dtype), o.device) for o, v in roots]
+            autograd.backward([o for o, _ in roots], seeds)
+        analytic = {}
+        for i in checked:
+            g = inputs[i].grad
+            if g is not None and (g.shape != inputs[i].shape or g.dtype != inputs[i].dtype):
+                raise GradcheckError(f"gradcheck: the gradient of input {i} has shape {g.shape} and dtype "
+                                     f"{g.dtype}, but the input has shape {inputs[i].shape} and dtype {inputs[i].dtype}")
+            analytic[i] = np.zeros(inputs[i].shape) if g is None else backend.to_numpy(g.data).astype(np.float64)
+        return analytic, vs
+    finally:
+        for i, g in zip(checked, saved):
+            inputs[i].grad = g
+
+
 def _numeric(fn, inputs, x, eps, vs):
+    """Central differences element by element, on a private copy of x's data."""
     grad = np.zeros(x.shape)
-    x.data = backend.array_module(x.data).ascontiguousarray(x.data)
-    flat = x.data.reshape(-1)  # a view: perturbing it perturbs x
-    for j in range(flat.size):
-        orig = flat[j].item()
-        flat[j] = orig + eps
-        plus = _objective(fn, inputs, vs)
-        flat[j] = orig - eps
-        minus = _objective(fn, inputs, vs)
-        flat[j] = orig
-        grad.reshape(-1)[j] = (plus - minus) / (2 * eps)
+    original = x.data
+    work = backend.array_module(original).array(original, order="C")  # writable, ours
+    flat = work.reshape(-1)  # a view: perturbing it perturbs x while x.data is work
+    x.data = work
+    try:
+        for j in range(flat.size):
+            orig = flat[j].item()
+            flat[j] = orig + eps
+            plus = _objective(fn, inputs, vs)
+            flat[j] = orig - eps
+            minus = _objective(fn, inputs, vs)
+            flat[j] = orig
+            grad.reshape(-1)[j] = (plus - minus) / (2 * eps)
+    finally:
+        x.data = original
     return grad
 
 
 def _directional(fn, inputs, x, u, eps, vs):
-    orig = x.data.copy()
-    step = backend.array_module(orig).asarray(u.astype(orig.dtype))
-    x.data = orig + eps * step
-    plus = _objective(fn, inputs, vs)
-    x.data = orig - eps * step
-    minus = _objective(fn, inputs, vs)
-    x.data = orig
+    """(L(x + eps u) - L(x - eps u)) / (2 eps)."""
+    original = x.data
+    step = backend.to_device(u.astype(original.dtype), x.device)
+    try:
+        x.data = original + eps * step
+        plus = _objective(fn, inputs, vs)
+        x.data = original - eps * step
+        minus = _objective(fn, inputs, vs)
+    finally:
+        x.data = original
     return (plus - minus) / (2 * eps)

@@ -8,29 +8,33 @@ from . import autograd, backend
 _DEFAULT_FLOAT = np.float32
 
 
-def _to_array(data, dtype, device):
-    """Turn user data into an array on ``device``; Python floats become float32."""
+def _to_array(data, dtype, device, op="tensor()", copy=False):
+    """Turn user data into an array on ``device``; Python floats become float32.
+
+    With ``copy`` the result never shares memory with ``data``."""
     if isinstance(data, Tensor):
         data = data.data
     xp = backend.cupy_module() if device == "cuda" else np
-    if backend.is_cupy_array(data) or isinstance(data, np.ndarray) or isinstance(data, np.generic):
+    if backend.is_cupy_array(data) or isinstance(data, (np.ndarray, np.generic)):
         arr = data
     else:
         try:
             arr = np.asarray(data)
         except (ValueError, TypeError) as e:
-            raise TypeError(f"tensor(): cannot build a tensor from {type(data).__name__}: {e}") from None
+            raise TypeError(f"{op}: cannot build a tensor from {type(data).__name__}: {e}") from None
+        copy = False  # already a new array
         if arr.dtype == np.float64 and dtype is None:
             arr = arr.astype(_DEFAULT_FLOAT)
     if arr.dtype.kind not in "biuf":
         raise TypeError(
-            f"tensor(): data of dtype {arr.dtype} is not numeric "
+            f"{op}: data of dtype {arr.dtype} ({type(data).__name__}) is not numeric "
             "(expected bool, integer or floating point values)"
         )
-    arr = backend.to_device(arr, device)
-    if dtype is not None:
-        arr = arr.astype(dtype, copy=False)
-    return xp.asarray(arr)
+    moved = backend.to_device(arr, device)
+    copy = copy and moved is arr
+    if dtype is not None and np.dtype(dtype) != moved.dtype:
+        moved, copy = moved.astype(dtype), False
+    return xp.array(moved) if copy else xp.asarray(moved)
 
 
 class Tensor:
@@ -40,12 +44,15 @@ class Tensor:
     ``backward``; ``requires_grad`` marks leaves whose gradient is wanted.
     """
 
-    __array_priority__ = 1000  # so ``ndarray * Tensor`` defers to Tensor.__rmul__
+    # ``ndarray + Tensor`` defers to Tensor.__radd__ (and NumPy ufuncs refuse Tensors
+    # instead of silently turning them into object arrays)
+    __array_priority__ = 1000
+    __array_ufunc__ = None
 
-    def __init__(self, data, requires_grad=False, dtype=None, device=None):
+    def __init__(self, data, requires_grad=False, dtype=None, device=None, copy=False):
         if device is None:
             device = backend.device_of(data.data if isinstance(data, Tensor) else data)
-        self.data = _to_array(data, dtype, backend.normalize_device(device))
+        self.data = _to_array(data, dtype, backend.normalize_device(device), copy=copy)
         self.grad = None
         self._creator = None
         self._out_index = 0
@@ -89,7 +96,12 @@ class Tensor:
         return self.ndim
 
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
     def __repr__(self):
         extra = ", requires_grad=True" if self.requires_grad else ""
@@ -97,10 +109,19 @@ class Tensor:
         body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
         return f"tensor({body}, dtype={self.dtype}{dev}{extra})"
 
+    def __format__(self, spec):
+        if spec and self.data.size == 1:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
     # -- conversion ---------------------------------------------------------
     def numpy(self):
         """The values as a host NumPy array (a copy when on the GPU)."""
         return backend.to_numpy(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype, copy=False)
 
     def item(self):
         if self.data.size != 1:
@@ -111,12 +132,26 @@ class Tensor:
         return self.numpy().tolist()
 
     def detach(self):
-        """Same data, cut from the graph."""
+        """Same data (shared memory), cut from the graph."""
         return Tensor._make(self.data)
 
+    def clone(self):
+        """A copy in new memory that stays in the graph (its gradient flows back to ``self``)."""
+        return ops.clone(self)
+
+    def contiguous(self):
+        return self if self.data.flags.c_contiguous else self.clone()
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
     def to(self, device=None, dtype=None):
+        """A copy on ``device`` and/or of ``dtype`` (``t.to(mc.float64)`` works too);
+        ``self`` itself when nothing changes. Differentiable."""
         from .ops.shape import ToDevice, Cast
 
+        device, dtype = split_device_dtype(device, dtype)
         out = self
         if device is not None and backend.normalize_device(device) != self.device:
             out = ToDevice(backend.normalize_device(device)).apply(out)
@@ -146,7 +181,8 @@ class Tensor:
     def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
 
-        ``grad`` is the upstream gradient; it may be omitted only for a scalar.
+        ``grad`` is the upstream gradient d(loss)/d(self); it may be omitted only for a
+        one-element tensor. The graph is freed afterwards unless ``retain_graph``.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -159,26 +195,21 @@ class Tensor:
                     f"backward(): grad can be implicitly created only for scalar outputs, "
                     f"but this tensor has shape {self.shape}; pass grad=<tensor of that shape>"
                 )
-            g = backend.array_module(self.data).ones_like(self.data)
+            g, user = backend.array_module(self.data).ones_like(self.data), ()
         else:
-            g = grad.data if isinstance(grad, Tensor) else grad
-            g = backend.to_device(backend.array_module(self.data).asarray(g), self.device)
+            g = _to_array(grad, self.dtype, self.device, op="backward()")
             if g.shape != self.data.shape:
                 raise RuntimeError(f"backward(): grad has shape {tuple(g.shape)} but the tensor has shape {self.shape}")
-            g = g.astype(self.dtype, copy=False)
-        autograd.backward(self, g, retain_graph=retain_graph)
+            user = (g,)
+        autograd.backward([self], [g], retain_graph=retain_graph, user_grads=user)
 
     def _accumulate_grad(self, g):
-        if self.grad is None:
-            # backward may hand out broadcast views; a leaf's .grad owns its memory
-            xp = backend.array_module(g)
-            self.grad = Tensor._make(g if g.flags.c_contiguous and g.flags.writeable else xp.array(g))
-        else:
-            self.grad = Tensor._make(self.grad.data + g)
+        """``.grad += g`` out of place (``g`` is already owned by this tensor: see autograd._Owner)."""
+        self.grad = Tensor._make(g if self.grad is None else self.grad.data + g)
 
     def retain_grad(self):
-        """Keep ``.grad`` for this non-leaf tensor too."""
-        if self._creator is not None:
+        """Keep ``.grad`` for this non-leaf tensor too (leaves keep theirs anyway)."""
+        if self._creator is not None and not getattr(self._creator, "_freed", False):
             self._creator._retained[self._out_index] = self
         return self
 
@@ -224,6 +255,11 @@ class Tensor:
         return ops.matmul(o, self)
 
     def __neg__(self):
+        return ops.neg(self)
+
+    add, sub, mul, div, pow, matmul = __add__, __sub__, __mul__, __truediv__, __pow__, __matmul__
+
+    def neg(self):
         return ops.neg(self)
 
     def __pos__(self):
@@ -353,17 +389,27 @@ def _raw_index(index):
     return index
 
 
-def as_tensor(x, like=None):
+def as_tensor(x, like=None, op="tensor()"):
     """``x`` as a Tensor; numbers take ``like``'s dtype and device so float32 stays float32."""
     if isinstance(x, Tensor):
         return x
-    if like is not None and isinstance(x, numbers.Number):
+    if like is None:
+        return Tensor._make(_to_array(x, None, "cpu", op=op))
+    if isinstance(x, numbers.Real):
         xp = backend.array_module(like.data)
         dtype = like.dtype if like.dtype.kind == "f" or not isinstance(x, float) else _DEFAULT_FLOAT
         return Tensor._make(xp.asarray(x, dtype=dtype))
-    if like is not None:
-        return Tensor(x, device=like.device)
-    return Tensor(x)
+    return Tensor._make(_to_array(x, None, like.device, op=op))
+
+
+def split_device_dtype(device, dtype):
+    """``to(x)`` takes a device or a dtype as its first argument, as in PyTorch."""
+    if device is not None and not isinstance(device, str):
+        try:
+            return None, np.dtype(device)
+        except TypeError:
+            pass
+    return device, dtype
 
 
 from . import ops  # noqa: E402  (ops needs Tensor defined)

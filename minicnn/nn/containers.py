@@ -71,6 +71,13 @@ class ModuleDict(Module):
     def __getitem__(self, key):
         return self._modules[key]
 
+    def __contains__(self, key):
+        return key in self._modules
+
+    def update(self, modules):
+        for k, m in dict(modules).items():
+            self.add_module(k, m)
+
     def __setitem__(self, key, module):
         self.add_module(key, module)
 

@@ -24,7 +24,8 @@ def calculate_fan_in_and_fan_out(t):
 
 
 def calculate_gain(nonlinearity, param=None):
-    if nonlinearity in ("linear", "conv2d", "sigmoid", "conv_transpose2d"):
+    if nonlinearity in ("linear", "identity", "sigmoid", "conv1d", "conv2d", "conv3d",
+                        "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3
@@ -33,6 +34,8 @@ def calculate_gain(nonlinearity, param=None):
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
         return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
     raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
 

@@ -13,15 +13,18 @@ from .parameter import Parameter
 class Linear(Module):
     """y = x W^T + b; weight (out_features, in_features), initialised as PyTorch's."""
 
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
+        dtype = np.float32 if dtype is None else dtype
         self.weight = Parameter(np.empty((out_features, in_features), dtype))
         if bias:
             self.bias = Parameter(np.empty(out_features, dtype))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
+        if device is not None:
+            self.to(device)
 
     def reset_parameters(self):
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -37,6 +40,8 @@ class Linear(Module):
 
 
 class Identity(Module):
+    """y = x (a placeholder that accepts and ignores any constructor arguments)."""
+
     def __init__(self, *args, **kwargs):
         super().__init__()
 
@@ -45,6 +50,8 @@ class Identity(Module):
 
 
 class Flatten(Module):
+    """Merge dims start_dim..end_dim into one (default: all but the batch dim)."""
+
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim

@@ -10,7 +10,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Tensor, split_device_dtype
 from .parameter import Parameter
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -34,6 +34,7 @@ class Module:
         d["_non_persistent"] = set()
         d["_modules"] = OrderedDict()
         d["_forward_hooks"] = OrderedDict()
+        d["_forward_pre_hooks"] = OrderedDict()
         d["training"] = True
 
     # -- registration ------------------------------------------------------
@@ -145,6 +146,10 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
+        for hook in list(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
         out = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             result = hook(self, args, out)
@@ -153,10 +158,18 @@ class Module:
         return out
 
     def register_forward_hook(self, hook):
-        """``hook(module, inputs, output)`` runs after every forward; returns a handle with ``remove()``."""
+        """``hook(module, inputs, output)`` runs after every forward and may return a
+        replacement output; returns a handle with ``remove()``."""
         key = object()
         self._forward_hooks[key] = hook
         return _HookHandle(self._forward_hooks, key)
+
+    def register_forward_pre_hook(self, hook):
+        """``hook(module, inputs)`` runs before every forward and may return replacement
+        inputs; returns a handle with ``remove()``."""
+        key = object()
+        self._forward_pre_hooks[key] = hook
+        return _HookHandle(self._forward_pre_hooks, key)
 
     # -- modes and devices --------------------------------------------------
     def train(self, mode=True):
@@ -173,11 +186,12 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none=True):
+        """Forget the gradients (or, with ``set_to_none=False``, replace them by zeros)."""
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                p.grad = Tensor._make(backend.array_module(p.grad.data).zeros_like(p.grad.data))
 
     def _convert(self, fn):
         for m in self.modules():
@@ -190,7 +204,9 @@ class Module:
         return self
 
     def to(self, device=None, dtype=None):
-        """Move (in place) every parameter and buffer; ``dtype`` casts floating point ones only."""
+        """Move (in place) every parameter and buffer; ``dtype`` casts floating point ones only.
+        ``module.to(mc.float64)`` works too, as in PyTorch. Parameters keep their identity."""
+        device, dtype = split_device_dtype(device, dtype)
         if device is not None:
             device = backend.normalize_device(device)
             self._convert(lambda a: backend.to_device(a, device))
@@ -218,32 +234,31 @@ class Module:
         return self
 
     # -- state -----------------------------------------------------------------
+    def _state_entries(self, prefix=""):
+        """(key, tensor) for every parameter and persistent buffer, walking children
+        recursively as PyTorch does (a module registered twice appears under both keys)."""
+        for k, p in self._parameters.items():
+            if p is not None:
+                yield prefix + k, p
+        for k, b in self._buffers.items():
+            if b is not None and k not in self._non_persistent:
+                yield prefix + k, b
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m._state_entries(f"{prefix}{name}.")
+
     def state_dict(self, prefix=""):
-        """Parameters and persistent buffers as host NumPy arrays, under PyTorch's keys."""
-        out = OrderedDict()
-        for mname, m in self.named_modules(prefix.rstrip(".")):
-            pre = f"{mname}." if mname else ""
-            for k, p in m._parameters.items():
-                if p is not None:
-                    out[pre + k] = p.numpy().copy()
-            for k, b in m._buffers.items():
-                if b is not None and k not in m._non_persistent:
-                    out[pre + k] = b.numpy().copy()
-        return out
+        """Parameters and persistent buffers as host NumPy arrays (copies), under PyTorch's keys."""
+        return OrderedDict((k, t.numpy().copy()) for k, t in self._state_entries(prefix))
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays (NumPy, CuPy or Tensors) into parameters and buffers by key.
 
-        With ``strict``, missing or unexpected keys raise; a shape mismatch always raises.
+        Values are cast to each tensor's dtype and device; parameters keep their
+        identity (optimizers still hold them). With ``strict``, missing or unexpected
+        keys raise; a shape mismatch always raises. Returns (missing_keys, unexpected_keys).
         """
-        own = OrderedDict()
-        for mname, m in self.named_modules():
-            pre = f"{mname}." if mname else ""
-            for k, t in list(m._parameters.items()) + [
-                (k, b) for k, b in m._buffers.items() if k not in m._non_persistent
-            ]:
-                if t is not None:
-                    own[pre + k] = t
+        own = OrderedDict(self._state_entries())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         errors = []

@@ -3,12 +3,14 @@ from ..autograd import Function
 
 
 class ReLU(Function):
+    """y = max(x, 0); the gradient passes where y > 0. Only y is kept for backward."""
+
     def forward(self, x):
-        self.positive = x > 0
-        return x * self.positive
+        self.y = self.xp.maximum(x, 0)
+        return self.y
 
     def backward(self, gy):
-        return gy * self.positive
+        return gy * (self.y > 0)
 
 
 class LeakyReLU(Function):
@@ -47,8 +49,9 @@ class PReLU(Function):
 class Sigmoid(Function):
     def forward(self, x):
         xp = self.xp
-        e = xp.exp(-xp.abs(x))  # never overflows
-        self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        # 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: exp never overflows
+        e = xp.exp(-xp.abs(x))
+        self.y = xp.where(x >= 0, 1, e) / (1 + e)
         return self.y
 
     def backward(self, gy):

@@ -1,9 +1,17 @@
 """Arithmetic with NumPy broadcasting; gradients are summed back to each input's shape."""
+import numbers
+
+import numpy as np
+
 from ..autograd import Function
 
 
 def unbroadcast(g, shape, dtype):
-    """Sum ``g`` over the axes that broadcasting added or stretched, to get ``shape``."""
+    """Sum ``g`` over the axes that broadcasting added or stretched, to get ``shape``.
+
+    If y = f(a) where a of ``shape`` was broadcast to y.shape, every copy of a[i]
+    contributed to y, so dL/da[i] is the sum of dL/dy over those copies.
+    """
     if g.shape != tuple(shape):
         lead = g.ndim - len(shape)
         axes = tuple(range(lead)) + tuple(
@@ -13,12 +21,31 @@ def unbroadcast(g, shape, dtype):
     return g.astype(dtype, copy=False)
 
 
+def check_broadcast(op, *shapes):
+    """Raise a ValueError naming ``op`` and the shapes unless they broadcast together."""
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        listed = " and ".join(str(tuple(s)) for s in shapes)
+        raise ValueError(f"{op}: shapes {listed} cannot be broadcast together (aligned from the "
+                         "right, each pair of sizes must be equal or contain a 1)") from None
+
+
 class _Binary(Function):
+    """y = a (op) b element-wise with broadcasting; subclasses give ``op`` and ``compute``."""
+
+    op = ""
+
     def forward(self, a, b):
         self.a_meta, self.b_meta = (a.shape, a.dtype), (b.shape, b.dtype)
-        return self.compute(a, b)
+        try:
+            return self.compute(a, b)
+        except ValueError:
+            check_broadcast(self.op, a.shape, b.shape)
+            raise
 
     def reduce(self, ga, gb):
+        """The gradients with respect to (a, b), summed back to their shapes."""
         return (
             unbroadcast(ga, *self.a_meta) if ga is not None and self.needs_input_grad[0] else None,
             unbroadcast(gb, *self.b_meta) if gb is not None and self.needs_input_grad[1] else None,
@@ -26,6 +53,7 @@ class _Binary(Function):
 
 
 class Add(_Binary):
+    op = "add"
     compute = staticmethod(lambda a, b: a + b)
 
     def backward(self, gy):
@@ -33,34 +61,43 @@ class Add(_Binary):
 
 
 class Sub(_Binary):
+    op = "sub"
     compute = staticmethod(lambda a, b: a - b)
 
     def backward(self, gy):
-        return self.reduce(gy, -gy)
+        return self.reduce(gy, -gy if self.needs_input_grad[1] else None)
 
 
-class Mul(Function):
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return a * b
+class Mul(_Binary):
+    """y = a * b: dy/da = b, dy/db = a (each side saved only if the other needs it)."""
 
-    def backward(self, gy):
-        a, b = self.a, self.b
-        return (
-            unbroadcast(gy * b, a.shape, a.dtype) if self.needs_input_grad[0] else None,
-            unbroadcast(gy * a, b.shape, b.dtype) if self.needs_input_grad[1] else None,
-        )
+    op = "mul"
 
-
-class Div(Function):
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return a / b
+    def compute(self, a, b):
+        y = a * b
+        self.a = a if self.needs_input_grad[1] else None
+        self.b = b if self.needs_input_grad[0] else None
+        return y
 
     def backward(self, gy):
-        a, b = self.a, self.b
-        gb = unbroadcast(-gy * a / (b * b), b.shape, b.dtype) if self.needs_input_grad[1] else None
-        return (unbroadcast(gy / b, a.shape, a.dtype) if self.needs_input_grad[0] else None), gb
+        return self.reduce(gy * self.b if self.b is not None else None,
+                           gy * self.a if self.a is not None else None)
+
+
+class Div(_Binary):
+    """y = a / b: dy/da = 1 / b, dy/db = -a / b^2 = -y / b."""
+
+    op = "div"
+
+    def compute(self, a, b):
+        y = a / b
+        self.b = b
+        self.y = y if self.needs_input_grad[1] else None
+        return y
+
+    def backward(self, gy):
+        ga = gy / self.b
+        return self.reduce(ga, -ga * self.y if self.y is not None else None)
 
 
 class Neg(Function):
@@ -72,7 +109,7 @@ class Neg(Function):
 
 
 class PowScalar(Function):
-    """y = x ** c for a constant exponent c."""
+    """y = x ** c for a constant exponent c: dy/dx = c x^(c-1) (0 when c = 0, as PyTorch)."""
 
     def __init__(self, c):
         self.c = c
@@ -83,30 +120,38 @@ class PowScalar(Function):
 
     def backward(self, gy):
         c = self.c
-        return (gy * c * self.x ** (c - 1)).astype(self.x.dtype, copy=False)
+        if c == 0:
+            return self.xp.zeros_like(gy)
+        return gy * (c * self.x ** (c - 1))
 
 
-class Pow(Function):
+class Pow(_Binary):
     """y = a ** b with both sides differentiable: dy/da = b a^(b-1), dy/db = a^b log a."""
 
-    def forward(self, a, b):
+    op = "pow"
+
+    def compute(self, a, b):
         self.a, self.b = a, b
         self.y = a ** b
         return self.y
 
     def backward(self, gy):
         a, b, xp = self.a, self.b, self.xp
-        ga = unbroadcast(gy * b * a ** (b - 1), a.shape, a.dtype) if self.needs_input_grad[0] else None
-        gb = None
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = gy * xp.where(b == 0, 0, b * a ** (b - 1))  # 0 where b == 0, as PyTorch
         if self.needs_input_grad[1]:
             # a^b log a -> 0 where a == 0 (the limit for b > 0), as PyTorch
-            loga = xp.log(xp.where(a > 0, a, 1))
-            gb = unbroadcast(gy * self.y * loga, b.shape, b.dtype)
-        return ga, gb
+            gb = gy * self.y * xp.log(xp.where(a > 0, a, 1))
+        return self.reduce(ga, gb)
 
 
 class MatMul(Function):
-    """Batched matrix product with NumPy's rules (1-D operands are promoted and squeezed)."""
+    """Batched matrix product with NumPy's rules (1-D operands are promoted and squeezed).
+
+    For 2-D a (n, k), b (k, m): dL/da = g b^T, dL/db = a^T g; batch dimensions that
+    were broadcast are summed back.
+    """
 
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
@@ -114,27 +159,36 @@ class MatMul(Function):
         k_a = a.shape[-1]
         k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
         if k_a != k_b:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align ({k_a} != {k_b})")
-        self.a, self.b = a, b
-        return a @ b
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align: "
+                             f"the last dim of the first ({k_a}) must equal the "
+                             f"{'only' if b.ndim == 1 else 'second to last'} dim of the second ({k_b})")
+        self.a_meta, self.b_meta = (a.shape, a.dtype), (b.shape, b.dtype)
+        self.a = a if self.needs_input_grad[1] else None
+        self.b = b if self.needs_input_grad[0] else None
+        try:
+            return a @ b
+        except ValueError:
+            raise ValueError(f"matmul: the batch dimensions of shapes {a.shape} and {b.shape} "
+                             f"({a.shape[:-2]} and {b.shape[:-2]}) cannot be broadcast together") from None
 
     def backward(self, gy):
         xp = self.xp
-        a, b = self.a, self.b
-        a2 = a[None, :] if a.ndim == 1 else a  # (..., n, k)
-        b2 = b[:, None] if b.ndim == 1 else b  # (..., k, m)
+        (a_shape, a_dtype), (b_shape, b_dtype) = self.a_meta, self.b_meta
+        # promote 1-D operands to matrices: a (k,) -> (1, k), b (k,) -> (k, 1)
         g2 = gy
-        if a.ndim == 1:
-            g2 = xp.expand_dims(g2, -2)
-        if b.ndim == 1:
-            g2 = xp.expand_dims(g2, -1)
+        if len(b_shape) == 1:
+            g2 = g2[..., None]  # (..., n) -> (..., n, 1)
+        if len(a_shape) == 1:
+            g2 = g2[..., None, :]  # (..., m) -> (..., 1, m)
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = g2 @ xp.swapaxes(b2, -1, -2)
-            ga = unbroadcast(ga, a2.shape, a.dtype).reshape(a.shape)
+            b2 = self.b[:, None] if self.b.ndim == 1 else self.b
+            a2_shape = (1,) + a_shape if len(a_shape) == 1 else a_shape
+            ga = unbroadcast(g2 @ xp.swapaxes(b2, -1, -2), a2_shape, a_dtype).reshape(a_shape)
         if self.needs_input_grad[1]:
-            gb = xp.swapaxes(a2, -1, -2) @ g2
-            gb = unbroadcast(gb, b2.shape, b.dtype).reshape(b.shape)
+            a2 = self.a[None, :] if self.a.ndim == 1 else self.a
+            b2_shape = b_shape + (1,) if len(b_shape) == 1 else b_shape
+            gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g2, b2_shape, b_dtype).reshape(b_shape)
         return ga, gb
 
 
@@ -159,10 +213,12 @@ def neg(x):
 
 
 def pow(a, b):
+    """a ** b; a constant Python/NumPy number as exponent takes the cheaper ``PowScalar``."""
     from ..tensor import Tensor
 
-    if isinstance(a, Tensor) and not isinstance(b, Tensor):
-        return PowScalar(b).apply(a)
+    if isinstance(a, Tensor) and isinstance(b, numbers.Real) and not isinstance(b, bool):
+        # a NumPy scalar exponent would promote float32 to float64; a Python number does not
+        return PowScalar(b.item() if hasattr(b, "item") else b).apply(a)
     return Pow().apply(a, b)
 
 

@@ -1,9 +1,14 @@
 """Element-wise math: exp, log, sqrt, abs, clamp, where."""
+import numbers
+
+from .. import backend
 from ..autograd import Function
-from .arithmetic import unbroadcast
+from .arithmetic import check_broadcast, unbroadcast
 
 
 class Exp(Function):
+    """y = e^x, dy/dx = y."""
+
     def forward(self, x):
         self.y = self.xp.exp(x)
         return self.y
@@ -13,6 +18,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    """y = ln x, dy/dx = 1 / x."""
+
     def forward(self, x):
         self.x = x
         return self.xp.log(x)
@@ -22,6 +29,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    """y = sqrt(x), dy/dx = 1 / (2 y)."""
+
     def forward(self, x):
         self.y = self.xp.sqrt(x)
         return self.y
@@ -31,41 +40,44 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    """y = |x|, dy/dx = sign(x) (0 at 0, as PyTorch)."""
+
     def forward(self, x):
-        self.sign = self.xp.sign(x)  # d|x|/dx = sign(x), 0 at 0 as PyTorch
+        self.x = x
         return self.xp.abs(x)
 
     def backward(self, gy):
-        return gy * self.sign
+        return gy * self.xp.sign(self.x)
 
 
 class Clamp(Function):
-    """min(max(x, lo), hi); the gradient passes where x is inside [lo, hi]."""
+    """min(max(x, lo), hi); the gradient passes where lo <= x <= hi (bounds inclusive, as PyTorch)."""
 
     def __init__(self, lo, hi):
         self.lo, self.hi = lo, hi
 
     def forward(self, x):
-        xp = self.xp
-        inside = xp.ones(x.shape, bool)
-        if self.lo is not None:
-            inside &= x >= self.lo
-        if self.hi is not None:
-            inside &= x <= self.hi
-        self.inside = inside
-        return xp.clip(x, self.lo, self.hi).astype(x.dtype, copy=False)
+        lo, hi = self.lo, self.hi
+        if lo is None:
+            self.inside = x <= hi
+        elif hi is None:
+            self.inside = x >= lo
+        else:
+            self.inside = (x >= lo) & (x <= hi)
+        return self.xp.clip(x, lo, hi)
 
     def backward(self, gy):
         return gy * self.inside
 
 
 class Where(Function):
-    """cond ? a : b, with ``cond`` a constant boolean array."""
+    """cond ? a : b, with ``cond`` a constant boolean array; all three broadcast together."""
 
     def __init__(self, cond):
         self.cond = cond
 
     def forward(self, a, b):
+        check_broadcast("where", self.cond.shape, a.shape, b.shape)
         self.a_meta, self.b_meta = (a.shape, a.dtype), (b.shape, b.dtype)
         return self.xp.where(self.cond, a, b)
 
@@ -93,19 +105,29 @@ def abs(x):
 
 
 def clamp(x, min=None, max=None):
+    """Values below ``min`` become ``min``, above ``max`` become ``max`` (numbers; either may be None)."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
-    return Clamp(min, max).apply(x)
+    bounds = []
+    for name, v in (("min", min), ("max", max)):
+        if v is not None and not isinstance(v, numbers.Real):
+            raise TypeError(f"clamp: {name} must be a number, got {type(v).__name__}")
+        bounds.append(v.item() if hasattr(v, "item") else v)  # Python numbers keep float32 float32
+    return Clamp(*bounds).apply(x)
 
 
 clip = clamp
 
 
 def where(condition, a, b):
+    """Element-wise ``a`` where ``condition`` holds, else ``b`` (``a``/``b`` tensors or numbers)."""
     from ..tensor import Tensor, as_tensor
 
-    like = a if isinstance(a, Tensor) else b
     cond = condition.data if isinstance(condition, Tensor) else condition
+    like = a if isinstance(a, Tensor) else b
     if not isinstance(like, Tensor):
-        like = as_tensor(a)
-    return Where(cond).apply(as_tensor(a, like), as_tensor(b, like))
+        raise TypeError("where: at least one of the two value arguments must be a Tensor")
+    cond = backend.array_module(like.data).asarray(cond)
+    if cond.dtype != bool:
+        raise TypeError(f"where: condition must be boolean, got dtype {cond.dtype}")
+    return Where(cond).apply(as_tensor(a, like, "where"), as_tensor(b, like, "where"))

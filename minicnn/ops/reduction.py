@@ -1,5 +1,6 @@
 """Reductions over axes: sum, mean, max/min (and their indices), var."""
 import builtins
+import numbers
 from collections import namedtuple
 
 from ..autograd import Function
@@ -11,7 +12,9 @@ def normalize_axes(dim, ndim, op):
     """``dim`` (None, int or sequence) as a sorted tuple of non-negative axes."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = (dim,) if isinstance(dim, numbers.Integral) else dim
+    if not isinstance(dims, (tuple, list)) or not all(isinstance(d, numbers.Integral) for d in dims):
+        raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
     out, n = [], builtins.max(ndim, 1)
     for d in dims:
         if not -n <= d < n:
@@ -26,6 +29,8 @@ def _restore(gy, axes, keepdims, xp):
 
 
 class Sum(Function):
+    """y = sum of x over ``axes``; every x[i] gets the gradient of the sum it fell into."""
+
     def __init__(self, axes, keepdims):
         self.axes, self.keepdims = axes, keepdims
 
@@ -38,6 +43,8 @@ class Sum(Function):
 
 
 class Mean(Sum):
+    """y = sum / count over ``axes``; dL/dx = broadcast(gy) / count."""
+
     def forward(self, x):
         self.count = 1
         for a in self.axes:
@@ -62,10 +69,37 @@ class MaxMin(Function):
         return y if self.keepdims else y.reshape([s for i, s in enumerate(y.shape) if i not in self.axes])
 
     def backward(self, gy):
-        xp = self.xp
-        gy = _restore(gy, self.axes, self.keepdims, xp)
+        gy = _restore(gy, self.axes, self.keepdims, self.xp)
         share = self.mask.sum(axis=self.axes, keepdims=True).astype(gy.dtype)
         return self.mask * (gy / share)
+
+
+class MaxAlong(Function):
+    """(values, indices) of the max (or min) along one axis, as ``torch.max(x, dim)``:
+    the gradient goes to the returned index only (the first one among ties)."""
+
+    non_differentiable_outputs = (1,)
+
+    def __init__(self, axis, keepdims, use_max):
+        self.axis, self.keepdims, self.use_max = axis, keepdims, use_max
+
+    def forward(self, x):
+        if x.shape[self.axis] == 0:
+            raise ValueError(f"{'max' if self.use_max else 'min'}: cannot reduce over dim {self.axis} "
+                             f"of size 0 (shape {x.shape})")
+        idx = (x.argmax if self.use_max else x.argmin)(axis=self.axis, keepdims=True)
+        values = self.xp.take_along_axis(x, idx, self.axis)
+        self.x_shape, self.idx = x.shape, idx
+        if not self.keepdims:
+            values, idx = values.squeeze(self.axis), idx.squeeze(self.axis)
+        return values, idx.astype("int64", copy=False)
+
+    def backward(self, gy, _):
+        xp = self.xp
+        gy = _restore(gy, (self.axis,), self.keepdims, xp)
+        positions = xp.arange(self.x_shape[self.axis]).reshape(
+            [-1 if a == self.axis else 1 for a in range(len(self.x_shape))])
+        return (positions == self.idx) * gy  # (x.shape): gy at the chosen index, 0 elsewhere
 
 
 def sum(x, dim=None, keepdim=False):
@@ -87,10 +121,10 @@ def var(x, dim=None, keepdim=False, unbiased=True):
 
 def _extremum(x, dim, keepdim, use_max):
     name = "max" if use_max else "min"
-    values = MaxMin(normalize_axes(dim, x.ndim, name), keepdim, use_max).apply(x)
-    if dim is None or not isinstance(dim, int):
-        return values
-    return MaxResult(values, (argmax if use_max else argmin)(x, dim, keepdim))
+    if dim is None or not isinstance(dim, numbers.Integral):
+        return MaxMin(normalize_axes(dim, x.ndim, name), keepdim, use_max).apply(x)
+    (axis,) = normalize_axes(dim, x.ndim, name)
+    return MaxResult(*MaxAlong(axis, keepdim, use_max).apply(x))
 
 
 def max(x, dim=None, keepdim=False):
@@ -99,6 +133,7 @@ def max(x, dim=None, keepdim=False):
 
 
 def min(x, dim=None, keepdim=False):
+    """Smallest value; with an int ``dim``, a (values, indices) pair as in PyTorch."""
     return _extremum(x, dim, keepdim, False)
 
 

@@ -18,6 +18,8 @@ def _axis(dim, ndim, op):
 
 
 class Reshape(Function):
+    """Same values, new shape (a view when possible); the gradient is reshaped back."""
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -33,6 +35,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    """Reorder the axes; the gradient is permuted back with the inverse permutation."""
+
     def __init__(self, axes):
         self.axes = axes
 
@@ -44,6 +48,8 @@ class Permute(Function):
 
 
 class Expand(Function):
+    """Broadcast x to a larger shape (a read-only view); the gradient is summed back."""
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -56,28 +62,38 @@ class Expand(Function):
 
 
 class GetItem(Function):
-    """x[index]: basic slicing gives a view; advanced indexing scatters back with add.at."""
+    """y = x[index], NumPy semantics. Backward writes gy into zeros shaped like x; an integer
+    array index may pick an element several times, and then the gradients add up."""
 
     def __init__(self, index):
         self.index = index
 
     def forward(self, x):
         self.x_meta = (x.shape, x.dtype)
-        return x[self.index]
+        try:
+            return x[self.index]
+        except (IndexError, TypeError, ValueError) as e:
+            raise IndexError(f"getitem: cannot index a tensor of shape {x.shape} with {_describe(self.index)}: {e}") from None
 
     def backward(self, gy):
-        xp = self.xp
-        gx = xp.zeros(*self.x_meta)
-        if _is_basic(self.index):
-            gx[self.index] = gy
-        else:
+        gx = self.xp.zeros(*self.x_meta)
+        if _may_repeat(self.index):
             scatter_add(gx, self.index, gy)
+        else:
+            gx[self.index] = gy  # every element of x is picked at most once
         return gx
 
 
-def _is_basic(index):
+def _may_repeat(index):
+    """True when ``index`` holds an integer array (which can name an element twice)."""
     items = index if isinstance(index, tuple) else (index,)
-    return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items)
+    return any(hasattr(i, "dtype") and i.dtype.kind in "iu" and i.ndim > 0 for i in items)
+
+
+def _describe(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return "(" + ", ".join(f"array{tuple(i.shape)} of {i.dtype}" if hasattr(i, "dtype") else repr(i)
+                           for i in items) + ")"
 
 
 def scatter_add(a, index, values):
@@ -91,6 +107,8 @@ def scatter_add(a, index, values):
 
 
 class Cat(Function):
+    """Concatenate along ``axis``; each input's gradient is its slice of gy."""
+
     def __init__(self, axis):
         self.axis = axis
 
@@ -103,14 +121,18 @@ class Cat(Function):
                     f"outside dim {self.axis}"
                 )
         self.sizes = [x.shape[self.axis] for x in xs]
+        self.dtypes = [x.dtype for x in xs]
         return self.xp.concatenate(xs, axis=self.axis)
 
     def backward(self, gy):
         cuts = np.cumsum(self.sizes)[:-1].tolist()
-        return tuple(self.xp.split(gy, cuts, axis=self.axis))
+        pieces = self.xp.split(gy, cuts, axis=self.axis)
+        return tuple(g.astype(dt, copy=False) for g, dt in zip(pieces, self.dtypes))
 
 
 class Stack(Function):
+    """Stack equally shaped tensors along a new ``axis``; input k's gradient is gy[..., k, ...]."""
+
     def __init__(self, axis):
         self.axis = axis
 
@@ -118,13 +140,17 @@ class Stack(Function):
         shapes = {x.shape for x in xs}
         if len(shapes) > 1:
             raise ValueError(f"stack: all tensors need the same shape, got {[x.shape for x in xs]}")
+        self.dtypes = [x.dtype for x in xs]
         return self.xp.stack(xs, axis=self.axis)
 
     def backward(self, gy):
-        return tuple(self.xp.moveaxis(gy, self.axis, 0))
+        pieces = self.xp.moveaxis(gy, self.axis, 0)
+        return tuple(g.astype(dt, copy=False) for g, dt in zip(pieces, self.dtypes))
 
 
 class Split(Function):
+    """Cut x along ``axis`` into pieces of the given sizes (views); backward concatenates."""
+
     def __init__(self, sections, axis):
         self.sections, self.axis = sections, axis
 
@@ -201,7 +227,19 @@ def _pad_index(n, before, after, mode):
     return pos % n  # circular
 
 
+class Clone(Function):
+    """A copy of x in new memory; the gradient passes through unchanged."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        return gy
+
+
 class Cast(Function):
+    """x as another dtype; the gradient is cast back to x's dtype."""
+
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
 
@@ -214,6 +252,8 @@ class Cast(Function):
 
 
 class ToDevice(Function):
+    """x copied to another device; the gradient is copied back."""
+
     def __init__(self, device):
         self.device = device
 
@@ -269,23 +309,32 @@ def unsqueeze(x, dim):
 def expand(x, *shape):
     shape = _shape_arg(shape)
     lead = len(shape) - x.ndim
+    if lead < 0 or any(s == -1 for s in shape[:lead]):
+        raise ValueError(f"expand: cannot expand shape {x.shape} to {shape}")
     full = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
     try:
-        np.broadcast_shapes(x.shape, full)
+        fits = np.broadcast_shapes(x.shape, full) == full
     except ValueError:
-        raise ValueError(f"expand: cannot expand shape {x.shape} to {shape}") from None
+        fits = False
+    if not fits:
+        raise ValueError(f"expand: cannot expand shape {x.shape} to {shape}")
     return Expand(full).apply(x)
 
 
+def clone(x):
+    return Clone().apply(x)
+
+
 def getitem(x, index):
+    """x[index]; Tensors and lists inside the index become arrays."""
     from ..tensor import Tensor
 
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    elif isinstance(index, list):
-        index = np.asarray(index)
+    def raw(i):
+        if isinstance(i, Tensor):
+            return i.data
+        return np.asarray(i) if isinstance(i, list) else i
+
+    index = tuple(raw(i) for i in index) if isinstance(index, tuple) else raw(index)
     return GetItem(index).apply(x)
 
 
