@@ -32,8 +32,8 @@ def _flat_planes(a):
 def _taps(start, k, d, size):
     """Taps [lo, hi) of a window starting at ``start`` (step d, k taps) that fall inside
     [0, size): computed once per window so the inner loops need no bounds tests."""
-    lo = 0 if start >= 0 else (-start + d - 1) // d
-    hi = 0 if start >= size else min(k, (size - start + d - 1) // d)
+    lo = 0 if start >= 0 else (-start + d - 1) // d  # first i with start + i*d >= 0
+    hi = min(k, (size - start + d - 1) // d)  # taps with start + i*d < size
     return lo, max(lo, hi)
 
 
