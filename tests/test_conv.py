@@ -202,6 +202,7 @@ def test_conv2d_matches_naive_loops(case):
     dict(n=1, cin=4, h=3, w=5, og=1, kernel=(3, 1), padding=(1, 0), groups=4),     # depthwise
     dict(n=1, cin=2, h=4, w=3, og=2, kernel=(2, 3), stride=(1, 3), dilation=(3, 1), output_padding=(2, 1)),
     dict(n=1, cin=3, h=2, w=2, og=2, kernel=(2, 2), stride=(4, 3), output_padding=(3, 0), bias=False),
+    dict(n=2, cin=2, h=3, w=4, og=2, kernel=(1, 1), dilation=(2, 3), output_padding=(1, 2)),  # 1x1, bigger out
 ])
 def test_conv_transpose2d_matches_naive_loops(case):
     check_conv_transpose2d(np.random.default_rng(0), **case)
@@ -217,8 +218,9 @@ def conv2d_cases(draw):
                              st.sampled_from(["same", "valid"])))
     stride = (1, 1) if padding == "same" else (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     pt, pb, pl, pr = _pads(padding, kernel, dilation)
-    h = draw(st.integers(max(1, dilation[0] * (kernel[0] - 1) + 1 - pt - pb), 9))
-    w = draw(st.integers(max(1, dilation[1] * (kernel[1] - 1) + 1 - pl - pr), 9))
+    min_h = max(1, dilation[0] * (kernel[0] - 1) + 1 - pt - pb)  # the dilated kernel must fit
+    min_w = max(1, dilation[1] * (kernel[1] - 1) + 1 - pl - pr)
+    h, w = draw(st.integers(min_h, max(min_h + 2, 9))), draw(st.integers(min_w, max(min_w + 2, 9)))
     return dict(n=draw(st.integers(1, 2)), c=cg * groups, h=h, w=w, o=og * groups, kernel=kernel, stride=stride,
                 padding=padding, dilation=dilation, groups=groups, bias=draw(st.booleans()))
 
@@ -346,6 +348,23 @@ def test_im2col_layout_and_col2im_adjointness(geometry):
     back = kernels.col2im(v, h, w, *g)
     assert back.shape == x.shape
     assert abs((col * v).sum() - (x * back).sum()) <= 1e-10 * max(1.0, abs((col * v).sum()))
+
+
+def test_parallel_col2im_matches(monkeypatch):
+    """col2im runs serially below a size threshold; the parallel loop must agree."""
+    rng = np.random.default_rng(16)
+    g = (3, 2, 2, 1, 1, 0, 1, 2, 12, 22)  # kh kw sh sw ph pw dh dw oh ow
+    x = rng.standard_normal((2, 16, 24, 24))
+    col = kernels.im2col(x, *g)
+    assert col.size >= kernels._PARALLEL_MIN_SIZE
+    v = rng.standard_normal(col.shape)
+    back = kernels.col2im(v, 24, 24, *g)
+    assert abs((col * v).sum() - (x * back).sum()) <= 1e-10 * abs((col * v).sum())
+    monkeypatch.setattr(kernels, "_PARALLEL_MIN_SIZE", 2**62)
+    np.testing.assert_array_equal(kernels.col2im(v, 24, 24, *g), back)
+    monkeypatch.setattr(kernels, "_PARALLEL_MIN_SIZE", 0)
+    check_conv2d(rng, n=2, c=2, h=7, w=6, o=3, kernel=(3, 2), stride=(2, 1), padding=1, dilation=(1, 2))
+    check_conv_transpose2d(rng, n=2, cin=2, h=3, w=4, og=2, kernel=(3, 3), stride=(2, 2), padding=(1, 1))
 
 
 def test_kernels_are_exported_for_backend_dispatch():

@@ -44,26 +44,47 @@ def col2im(col, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
     c = col.shape[1] // (kh * kw)
     if out is None:
         out = np.empty((n, c, h, w), col.dtype)
-    _col2im_planes(col.reshape(n * c, kh, kw, oh, ow), out.reshape(n * c, h, w), sh, sw, ph, pw, dh, dw)
+    # small problems run serially: waking the worker threads would cost more than the work
+    fold = _fold_planes_parallel if col.size >= _PARALLEL_MIN_SIZE else _fold_planes_serial
+    fold(col.reshape(n * c, kh, kw, oh, ow), out.reshape(n * c, h, w), sh, sw, ph, pw, dh, dw)
     return out
 
 
-@numba.njit(cache=True, parallel=True)
-def _col2im_planes(col, x, sh, sw, ph, pw, dh, dw):
-    # col (P, kh, kw, oh, ow) -> x (P, h, w): one (n, c) plane per parallel task, so no races
-    planes, kh, kw, oh, ow = col.shape
-    h, w = x.shape[1], x.shape[2]
-    for p in numba.prange(planes):
-        x[p] = 0
-        for i in range(kh):
-            for j in range(kw):
-                # output columns whose input column x_*sw - pw + j*dw lies inside [0, w)
-                off = j * dw - pw
-                x_lo = max(0, (-off + sw - 1) // sw)
-                x_hi = min(ow, (w - 1 - off) // sw + 1)
-                for y in range(oh):
-                    iy = y * sh - ph + i * dh
-                    if iy < 0 or iy >= h:
-                        continue
+_PARALLEL_MIN_SIZE = 1 << 17
+
+
+@numba.njit(cache=True)
+def _fold_plane(col, plane, sh, sw, ph, pw, dh, dw):
+    # col (kh, kw, oh, ow) of one (n, c) plane -> plane (h, w)
+    kh, kw, oh, ow = col.shape
+    h, w = plane.shape
+    plane[:] = 0
+    for i in range(kh):
+        for j in range(kw):
+            # output columns whose input column x_*sw - pw + j*dw lies inside [0, w)
+            off = j * dw - pw
+            x_lo = max(0, (-off + sw - 1) // sw)
+            x_hi = min(ow, (w - 1 - off) // sw + 1)
+            for y in range(oh):
+                iy = y * sh - ph + i * dh
+                if iy < 0 or iy >= h:
+                    continue
+                row, taps = plane[iy], col[i, j, y]
+                if sw == 1:  # unit stride: a contiguous run the compiler vectorises
                     for xo in range(x_lo, x_hi):
-                        x[p, iy, xo * sw + off] += col[p, i, j, y, xo]
+                        row[xo + off] += taps[xo]
+                else:
+                    for xo in range(x_lo, x_hi):
+                        row[xo * sw + off] += taps[xo]
+
+
+@numba.njit(cache=True, parallel=True)
+def _fold_planes_parallel(col, x, sh, sw, ph, pw, dh, dw):
+    for p in numba.prange(x.shape[0]):  # one (n, c) plane per task: no two tasks write one pixel
+        _fold_plane(col[p], x[p], sh, sw, ph, pw, dh, dw)
+
+
+@numba.njit(cache=True)
+def _fold_planes_serial(col, x, sh, sw, ph, pw, dh, dw):
+    for p in range(x.shape[0]):
+        _fold_plane(col[p], x[p], sh, sw, ph, pw, dh, dw)

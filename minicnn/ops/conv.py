@@ -101,16 +101,17 @@ class _ColumnPlan:
     def __init__(self, image_shape, win, oh, ow, groups):
         _, self.c, self.h, self.w = image_shape
         self.win, self.oh, self.ow, self.groups = win, oh, ow, groups
-        self.pointwise = (win.kh, win.kw, win.sh, win.sw, win.ph, win.pw) == (1, 1, 1, 1, 0, 0)
+        self.pointwise = ((win.kh, win.kw, win.sh, win.sw, win.ph, win.pw) == (1, 1, 1, 1, 0, 0)
+                          and (self.h, self.w) == (oh, ow))  # output_padding can make the image bigger
 
     def tiles(self, n, itemsize):
         """Split the batch, or (one image too big) the grid rows, so a tile's columns fit the limit."""
         row_bytes = self.c * self.win.kh * self.win.kw * self.ow * itemsize
         image_bytes = row_bytes * self.oh
-        if self.pointwise or image_bytes <= _workspace_limit:
-            step = max(1, n if image_bytes == 0 or self.pointwise else _workspace_limit // image_bytes)
-            return [(n0, min(n, n0 + step), 0, self.oh) for n0 in range(0, n, step)]
-        rows = max(1, _workspace_limit // row_bytes)
+        if self.pointwise or image_bytes <= _workspace_limit:  # whole images, as many as fit
+            step = n if self.pointwise or image_bytes == 0 else _workspace_limit // image_bytes
+            return [(n0, min(n, n0 + step), 0, self.oh) for n0 in range(0, n, max(step, 1))]
+        rows = max(1, _workspace_limit // row_bytes)  # bands of rows of one image
         return [(i, i + 1, y0, min(self.oh, y0 + rows)) for i in range(n) for y0 in range(0, self.oh, rows)]
 
     def banded(self, tiles):
