@@ -353,7 +353,7 @@ def test_im2col_layout_and_col2im_adjointness(geometry):
 def test_parallel_col2im_matches(monkeypatch):
     """col2im runs serially below a size threshold; the parallel loop must agree."""
     rng = np.random.default_rng(16)
-    g = (3, 2, 2, 1, 1, 0, 1, 2, 12, 22)  # kh kw sh sw ph pw dh dw oh ow
+    g = (3, 3, 1, 1, 1, 1, 1, 2, 24, 22)  # kh kw sh sw ph pw dh dw oh ow
     x = rng.standard_normal((2, 16, 24, 24))
     col = kernels.im2col(x, *g)
     assert col.size >= kernels._PARALLEL_MIN_SIZE
