@@ -141,3 +141,11 @@ def test_missing_part_gives_a_clear_message(capsys, monkeypatch):
     assert code == 2 and "minicnn bench needs minicnn.bench, which is not part of this installation" in err
     code, out, _ = run(capsys, "bench", "--help")
     assert code == 0 and "usage: minicnn bench" in out
+
+
+def test_gradcheck_tour_runs(capsys):
+    pytest.importorskip("minicnn.recipes.gradcheck_tour")
+    code, out, _ = run(capsys, "gradcheck", "relu", "max_pool2d")
+    assert code == 0 and "passed=" in out and "NO" not in out.split()
+    code, _, err = run(capsys, "gradcheck", "no_such_op")
+    assert code == 2 and "minicnn gradcheck: error: no op named 'no_such_op'" in err
