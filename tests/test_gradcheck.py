@@ -77,7 +77,7 @@ def test_nan_gradients_fail():
 def test_warns_when_inputs_are_not_float64():
     x = mc.tensor([1.0, 2.0], requires_grad=True)
     with pytest.warns(UserWarning, match="not float64"):
-        mc.gradcheck(lambda t: t * 2, [x], atol=1e-2, rtol=1e-2)
+        mc.gradcheck(lambda t: t * 2, [x], eps=1e-2, atol=1e-3, rtol=1e-3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mc.gradcheck(lambda t: t * 2, [x64(2)])
@@ -142,3 +142,45 @@ def test_a_wrong_gradient_dtype_is_reported():
     assert mc.gradcheck(lambda t: Wrong().apply(t), [x64(2)])
     with pytest.raises(RuntimeError, match="dtype float32 for an input of shape \\(2,\\) and dtype float64"):
         mc.gradcheck(lambda t: WrongDtype().apply(t), [x64(2)])
+
+
+# --- the gradient-check tour (minicnn/recipes/gradcheck_tour.py) ----------------------------
+def test_tour_checks_every_case_and_all_pass():
+    from minicnn.recipes import gradcheck_tour as tour
+
+    rows = tour.run_tour()
+    assert len(rows) == len(tour.cases()) >= 70
+    failed = [(r["op"], r["case"], r["max_rel_error"]) for r in rows if not r["passed"]]
+    assert not failed
+    assert max(r["max_rel_error"] for r in rows) < 1e-6
+    for op in ("conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "max_unpool2d",
+               "batch_norm", "local_response_norm", "dropout", "prelu", "interpolate", "cross_entropy", "linear"):
+        assert op in tour.op_names()
+
+
+def test_tour_cli_filters_and_summarises(capsys):
+    from minicnn.recipes import gradcheck_tour as tour
+
+    result = tour.main(["relu", "max*"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == "passed=5/5" and result["passed"] == result["total"] == 5
+    assert lines[0].startswith("op (case)") and "max rel. error" in lines[0]
+    assert [ln.split()[0] for ln in lines[2:-1]] == ["max", "relu", "max_pool2d", "max_pool2d", "max_unpool2d"]
+    assert all(float(ln.split()[-2]) < 1e-6 and ln.endswith("yes") for ln in lines[2:-1])
+    with pytest.raises(SystemExit) as info:
+        tour.main(["--help"])
+    assert info.value.code == 0 and "gradient-check tour" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no op named 'nope'; the tour has: abs, "):
+        tour.main(["nope"])
+
+
+def test_tour_reports_a_wrong_gradient(capsys, monkeypatch):
+    from minicnn.recipes import gradcheck_tour as tour
+
+    broken = [("square", "wrong by 0.5", lambda r: (lambda t: ScaledSquare(error=0.5).apply(t),
+                                                     [mc.tensor(r.standard_normal(3), requires_grad=True)]))]
+    monkeypatch.setattr(tour, "cases", lambda: broken)
+    with pytest.raises(SystemExit) as info:
+        tour.main([])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert info.value.code == 1 and out[-1] == "passed=0/1" and out[-2].endswith("NO")
