@@ -63,14 +63,14 @@ class Function:
         tensors = [x for x in inputs if isinstance(x, Tensor)]
         if not tensors:
             raise TypeError(f"{self.name}: expected at least one Tensor input")
-        devices = {t.device for t in tensors}
-        if len(devices) > 1:
+        like = tensors[0]
+        if len(tensors) > 1 and any(t.device != like.device for t in tensors):
             raise RuntimeError(
                 f"{self.name}: inputs are on different devices "
                 f"({', '.join(t.device for t in tensors)}); move them with .to(device) first"
             )
-        like = tensors[0]
-        inputs = [x if isinstance(x, Tensor) else as_tensor(x, like=like, op=self.name) for x in inputs]
+        if len(tensors) < len(inputs):
+            inputs = [x if isinstance(x, Tensor) else as_tensor(x, like=like, op=self.name) for x in inputs]
         self.xp = backend.array_module(like.data)
         self.needs_input_grad = tuple(t.requires_grad for t in inputs)
         outs = self.forward(*[t.data for t in inputs])
@@ -83,9 +83,9 @@ class Function:
             for i, o in enumerate(outs)
         )
         if record:
-            self._edges = tuple(_edge(t) for t in inputs)
-            self._in_meta = tuple((t.shape, t.dtype) for t in inputs)
-            self._out_meta = tuple((o.shape, o.dtype) for o in outs)
+            self._edges = [_edge(t) for t in inputs]
+            self._in_meta = [(t.data.shape, t.data.dtype) for t in inputs]
+            self._out_meta = [(o.shape, o.dtype) for o in outs]
             self._retained = {}
             for i, r in enumerate(results):
                 if r.requires_grad:

@@ -120,8 +120,8 @@ class Tensor:
         return backend.to_numpy(self.data)
 
     def __array__(self, dtype=None, copy=None):
-        a = self.numpy()
-        return a if dtype is None else a.astype(dtype, copy=False)
+        a = self.numpy() if dtype is None else self.numpy().astype(dtype, copy=False)
+        return a.copy() if copy and a is self.data else a
 
     def item(self):
         if self.data.size != 1:
