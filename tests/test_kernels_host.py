@@ -471,6 +471,17 @@ def test_mismatched_shapes_are_refused_before_launch():
         cu.max_pool2d_backward(x, np.zeros((2, 3, 4, 2), np.int64), 8, 8, 2, 2, 2, 2, 0, 0, 1, 1)
 
 
+def test_kernel_sources_are_found_and_can_be_relocated(monkeypatch, tmp_path):
+    from minicnn.cuda import source
+
+    assert (source.kernels_dir() / "host_shim.h").is_file()
+    code = source.read_source("lrn")
+    assert "MC_KERNEL_LOOP" in code and "mc_host_set_thread" in code  # headers pasted in
+    monkeypatch.setenv("MINICNN_KERNELS_DIR", str(tmp_path))
+    with pytest.raises(RuntimeError, match=r"CUDA kernel sources not found in .*MINICNN_KERNELS_DIR"):
+        source.kernels_dir()
+
+
 def test_unsupported_dtype_is_a_clear_error():
     with pytest.raises(TypeError, match=r"minicnn.cuda.bias_relu: dtype float16 is not supported"):
         cu.bias_relu(np.zeros((1, 2), np.float16), np.zeros(2, np.float16))

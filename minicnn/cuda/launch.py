@@ -62,7 +62,7 @@ def _module(family):
 
 def _scalar(v):
     """Kernel arguments get explicit C types: Python ints/bools -> long long."""
-    if isinstance(v, (bool, int, np.integer)):
+    if isinstance(v, (bool, int, np.integer, np.bool_)):
         return np.int64(v)
     if isinstance(v, (np.float32, np.float64)):
         return v
