@@ -21,6 +21,7 @@ MAX_BLOCKS = 65535
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 _modules = {}  # (family, device id) -> cupy.RawModule
+_kernels = {}  # (family, kernel name, device id) -> that kernel of the module
 _host = None  # the active minicnn.cuda.host.HostRunner, if any
 
 
@@ -52,12 +53,15 @@ def array_module(op, a):
     return cp
 
 
-def _module(family):
+def _kernel(family, name):
     cp = backend.cupy_module()
-    key = (family, cp.cuda.runtime.getDevice())
-    if key not in _modules:
-        _modules[key] = cp.RawModule(code=source.read_source(family))
-    return _modules[key]
+    device = cp.cuda.runtime.getDevice()
+    key = (family, name, device)
+    if key not in _kernels:
+        if (family, device) not in _modules:
+            _modules[family, device] = cp.RawModule(code=source.read_source(family))
+        _kernels[key] = _modules[family, device].get_function(name)
+    return _kernels[key]
 
 
 def _scalar(v):
@@ -81,7 +85,7 @@ def launch(family, name, n, *args):
         _host.launch(family, name, n, args)
         return
     blocks = min((n + BLOCK - 1) // BLOCK, MAX_BLOCKS)
-    _module(family).get_function(name)((blocks,), (BLOCK,), args)
+    _kernel(family, name)((blocks,), (BLOCK,), args)
 
 
 def check_shape(op, name, a, shape):
