@@ -107,33 +107,38 @@ class _Raised:
 _END = object()
 
 
+def _put(q, stop, item):
+    """Put into the bounded queue, giving up when ``stop`` is set (the consumer went away)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            pass
+    return False
+
+
+def _produce(q, stop, loader, batches, seed):
+    """The background thread. It holds no reference to the iterator, so dropping the iterator
+    (``break`` out of a for loop) runs its ``__del__``, which stops this thread."""
+    try:
+        for b, idx in enumerate(batches):
+            if stop.is_set() or not _put(q, stop, loader.load_batch(idx, seed, b)):
+                return
+        _put(q, stop, _END)
+    except BaseException as e:  # handed to the consumer, which re-raises it
+        _put(q, stop, _Raised(e))
+
+
 class _PrefetchIterator:
     """Batches produced by a background thread into a queue of at most ``prefetch`` batches."""
 
     def __init__(self, loader, batches, seed):
         self._queue = queue.Queue(maxsize=loader.prefetch)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, args=(loader, batches, seed), daemon=True,
-                                        name="minicnn-prefetch")
+        self._thread = threading.Thread(target=_produce, args=(self._queue, self._stop, loader, batches, seed),
+                                        daemon=True, name="minicnn-prefetch")
         self._thread.start()
-
-    def _put(self, item):
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def _produce(self, loader, batches, seed):
-        try:
-            for b, idx in enumerate(batches):
-                if self._stop.is_set() or not self._put(loader.load_batch(idx, seed, b)):
-                    return
-            self._put(_END)
-        except BaseException as e:  # handed to the consumer, which re-raises it
-            self._put(_Raised(e))
 
     def __iter__(self):
         return self
