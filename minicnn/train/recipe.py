@@ -1,0 +1,72 @@
+"""What the training recipes (``minicnn.recipes.train_*``) share: common command-line
+options and the setup and reporting around ``fit``."""
+import argparse
+import os
+import sys
+import time
+
+from .. import backend, random
+
+
+def common_arguments(parser, epochs, lr, batch_size):
+    """Add the options every recipe has (``--epochs``, ``--device``, ``--checkpoint-dir``, ...)."""
+    g = parser.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=epochs, help="number of epochs (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=lr, help="peak learning rate (default: %(default)s)")
+    g.add_argument("--batch-size", type=int, default=batch_size, help="(default: %(default)s)")
+    g.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: %(default)s)")
+    g.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="cuda needs CuPy and an NVIDIA GPU (default: %(default)s)")
+    g.add_argument("--checkpoint-dir", default=None,
+                   help="write last.ckpt, log.csv and history.json here after every epoch")
+    g.add_argument("--resume", action="store_true", help="continue from CHECKPOINT_DIR/last.ckpt")
+    g.add_argument("--plot", action="store_true",
+                   help="save history.png (loss and metrics per epoch; needs matplotlib)")
+    g.add_argument("--quick", action="store_true",
+                   help="smoke test: tiny data, 2 epochs of 3 batches (seconds; for CI)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def make_parser(doc):
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def setup(args):
+    """Check the device, seed everything, and pick the output folder (``--plot`` needs one)."""
+    if args.device == "cuda" and not backend.cuda_available():
+        backend.cupy_module()  # raises with the reason (no CuPy, no GPU)
+    if args.resume and not args.checkpoint_dir:
+        sys.exit("error: --resume needs --checkpoint-dir (where the last run wrote last.ckpt)")
+    random.manual_seed(args.seed)
+    if args.quick and args.epochs:
+        args.epochs = min(args.epochs, 2)
+    args.out_dir = args.checkpoint_dir or (os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+                                           if args.plot else None)
+    if args.out_dir:
+        os.makedirs(args.out_dir, exist_ok=True)
+    return args
+
+
+def fit_kwargs(args):
+    """The ``fit`` arguments that come straight from the command line."""
+    return dict(epochs=args.epochs, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+                device=args.device, max_batches=3 if args.quick else None, show_progress=not args.no_progress)
+
+
+def run_fit(fit, *a, **kw):
+    """``fit`` that turns a diverged run into a one-line error and exit status 1."""
+    from .loop import TrainingDiverged
+
+    try:
+        return fit(*a, **kw)
+    except TrainingDiverged as e:
+        sys.exit(f"error: {e}")
+
+
+def maybe_plot(args, history):
+    if args.plot and history:
+        from .history import plot_history
+
+        path = plot_history(history, os.path.join(args.out_dir, "history.png"))
+        print(f"saved {path}")
