@@ -367,6 +367,14 @@ def test_parallel_col2im_matches(monkeypatch):
     check_conv_transpose2d(rng, n=2, cin=2, h=3, w=4, og=2, kernel=(3, 3), stride=(2, 2), padding=(1, 1))
 
 
+def test_kernel_out_must_fit():
+    x = np.zeros((1, 2, 4, 4))
+    with pytest.raises(ValueError, match=r"im2col: out must be a C-contiguous float64 array of shape \(1, 18, 4\)"):
+        kernels.im2col(x, 3, 3, 1, 1, 0, 0, 1, 1, 2, 2, out=np.zeros((1, 4, 18)).transpose(0, 2, 1))
+    with pytest.raises(ValueError, match=r"col2im: out must be .* shape \(1, 2, 4, 4\)"):
+        kernels.col2im(np.zeros((1, 18, 4)), 4, 4, 3, 3, 1, 1, 0, 0, 1, 1, 2, 2, out=np.zeros((1, 2, 4, 4), np.float32))
+
+
 def test_kernels_are_exported_for_backend_dispatch():
     assert minicnn.cpu.im2col is kernels.im2col and minicnn.cpu.col2im is kernels.col2im
 

@@ -32,9 +32,18 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
     # windows[n, c, i, j, y, x_] = xpad[n, c, y*sh + i*dh, x_*sw + j*dw]
     windows = as_strided(xpad, shape=(n, c, kh, kw, oh, ow),
                          strides=(s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w), writeable=False)
-    if out is None:
-        out = np.empty((n, c * kh * kw, oh * ow), x.dtype)
+    out = _output(out, (n, c * kh * kw, oh * ow), x.dtype, "im2col")
     np.copyto(out.reshape(n, c, kh, kw, oh, ow), windows)
+    return out
+
+
+def _output(out, shape, dtype, name):
+    """``out`` checked (results are written through reshaped views of it), or a new array."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"{name}: out must be a C-contiguous {np.dtype(dtype)} array of shape {shape}, "
+                         f"got {out.dtype} {out.shape} (contiguous: {out.flags.c_contiguous})")
     return out
 
 
@@ -42,8 +51,7 @@ def col2im(col, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
     """col (N, C*kh*kw, oh*ow) -> x (N, C, h, w), overlapping windows summed."""
     n = col.shape[0]
     c = col.shape[1] // (kh * kw)
-    if out is None:
-        out = np.empty((n, c, h, w), col.dtype)
+    out = _output(out, (n, c, h, w), col.dtype, "col2im")
     # small problems run serially: waking the worker threads would cost more than the work
     fold = _fold_planes_parallel if col.size >= _PARALLEL_MIN_SIZE else _fold_planes_serial
     fold(col.reshape(n * c, kh, kw, oh, ow), out.reshape(n * c, h, w), sh, sw, ph, pw, dh, dw)
