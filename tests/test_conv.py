@@ -1,5 +1,6 @@
 """conv2d / conv_transpose2d: naive loop references, gradchecks, adjointness, tiling, layers, errors."""
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -413,6 +414,23 @@ def test_tiled_workspace_gives_the_untiled_result(workspace_limit, transposed, t
     np.testing.assert_allclose(y, ref[0], rtol=0, atol=1e-12)
     for got, want in zip(grads, ref[1]):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_workspace_limit_bounds_peak_memory(workspace_limit):
+    """A 3x3 conv's columns are 9x the image; under a small limit, forward+backward stays near
+    the sizes of the image and its gradient."""
+    rng = np.random.default_rng(17)
+    x = mc.tensor(rng.standard_normal((1, 8, 128, 128)), requires_grad=True)  # 1 MiB; columns 9 MiB
+    w = mc.tensor(rng.standard_normal((8, 8, 3, 3)), requires_grad=True)
+    gy = mc.tensor(rng.standard_normal((1, 8, 128, 128)))
+    peaks = []
+    for limit in (2**30, 256 * 2**10):
+        workspace_limit(limit)
+        tracemalloc.start()
+        F.conv2d(x, w, padding=1).backward(gy)
+        peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
+        tracemalloc.stop()
+    assert peaks[0] > 9 and peaks[1] < 3.5, peaks  # MiB: output + input gradient + the 256 KiB tiles
 
 
 def test_workspace_buffer_is_reused_and_never_aliases_results(workspace_limit):
