@@ -226,7 +226,7 @@ def conv2d_cases(draw):
                 padding=padding, dilation=dilation, groups=groups, bias=draw(st.booleans()))
 
 
-@settings(max_examples=30)
+@settings(max_examples=60)
 @given(conv2d_cases())
 def test_conv2d_hypothesis_matches_naive(case):
     check_conv2d(np.random.default_rng(1), **case)
@@ -248,7 +248,7 @@ def conv_transpose2d_cases(draw):
                 output_padding=output_padding, dilation=dilation, groups=groups, bias=draw(st.booleans()))
 
 
-@settings(max_examples=30)
+@settings(max_examples=60)
 @given(conv_transpose2d_cases())
 def test_conv_transpose2d_hypothesis_matches_naive(case):
     check_conv_transpose2d(np.random.default_rng(2), **case)
@@ -297,7 +297,7 @@ def test_gradient_of_one_input_only():
 
 # -- adjointness ---------------------------------------------------------------------------
 
-@settings(max_examples=40)
+@settings(max_examples=60)
 @given(conv2d_cases())
 def test_conv_transpose2d_is_the_adjoint_of_conv2d(case):
     """<conv2d(x, w), y> == <x, conv_transpose2d(y, w)> with output_padding making the sizes agree."""
