@@ -16,6 +16,7 @@ from .ops import (abs, amax, amin, argmax, argmin, cat, chunk, clamp, clip, conc
                   transpose, unsqueeze, var, where)
 from .random import manual_seed
 from .serialization import load, save
+from .summary import summary
 from .tensor import Tensor
 
 float = float32
