@@ -1,0 +1,63 @@
+"""Smoke tests of the benchmark command (minicnn/bench.py): it runs, prints its tables with real
+numbers and states the settings it ran under. Timings themselves are not asserted."""
+import json
+import re
+
+import pytest
+
+from minicnn import bench
+
+
+def test_quick_layers_table(capsys, tmp_path):
+    out_file = tmp_path / "layers.json"
+    assert bench.main(["--quick", "--layers", "--no-torch", "--repeat", "1", "--json", str(out_file)]) == 0
+    out = capsys.readouterr().out
+    for needle in ("load average", "numba:", "OPENBLAS_CORETYPE=", "MALLOC_MMAP_THRESHOLD_=",
+                   "MALLOC_TRIM_THRESHOLD_=", "GEMM peak", "f+b ms"):
+        assert needle in out
+    assert "torch fwd" not in out  # --no-torch: no torch columns
+    peak = float(re.search(r"float32, best of the runs before and after: ([\d.]+) GFLOP/s", out).group(1))
+    assert peak > 0
+    result = json.loads(out_file.read_text())
+    names = [row["layer"] for row in result["layers"]]
+    assert names == [name for name, *_ in bench.LAYERS]
+    for row in result["layers"]:
+        assert row["fwd_ms"] > 0 and row["fb_ms"] > 0
+        if row["layer"].startswith("conv"):
+            assert row["fb_gflops"] > 0 and row["fb_peak_fraction"] == pytest.approx(row["fb_gflops"] / peak)
+    assert "Models" not in out  # --layers alone
+
+
+def test_quick_model_in_subprocess(capsys):
+    assert bench.main(["--quick", "--models", "unet_same", "--no-torch", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("unet_same"))
+    assert "error" not in row, row
+    seconds, images, peak, work = (float(v) for v in row.split()[-4:])
+    assert seconds > 0 and images == pytest.approx(1 / seconds, rel=0.02)
+    assert peak >= work > 0  # MiB, measured in the child process
+
+
+def test_conv_flop_count():
+    # 2 * N * O * C * k^2 * oh * ow; backward adds the weight gradient and (if wanted) the input gradient
+    fwd, fb = bench._conv_flops((2, 3, 10, 10), dict(out=4, k=3, stride=1, pad=1, input_grad=True))
+    assert fwd == 2 * 2 * 4 * 3 * 9 * 10 * 10 and fb == 3 * fwd
+    fwd, fb = bench._conv_flops((1, 3, 224, 224), dict(out=64, k=7, stride=2, pad=3, input_grad=False))
+    assert fwd == 2 * 64 * 3 * 49 * 112 * 112 and fb == 2 * fwd
+
+
+def test_bad_arguments(capsys):
+    with pytest.raises(SystemExit, match="--repeat must be at least 1"):
+        bench.main(["--repeat", "0"])
+    with pytest.raises(SystemExit, match="unknown model"):
+        bench.main(["--models", "lenet"])
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--help"])
+    assert e.value.code == 0 and "--quick" in capsys.readouterr().out
+
+
+def test_torch_flag_without_torch(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+    with pytest.raises(SystemExit, match="PyTorch is not importable"):
+        bench.main(["--torch", "--layers", "--quick"])
