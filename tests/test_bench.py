@@ -17,14 +17,15 @@ def test_quick_layers_table(capsys, tmp_path):
         assert needle in out
     assert "torch fwd" not in out  # --no-torch: no torch columns
     peak = float(re.search(r"float32, best of the runs before and after: ([\d.]+) GFLOP/s", out).group(1))
-    assert peak > 0
+    assert peak == pytest.approx(json.loads(out_file.read_text())["gemm_peak_gflops"], abs=0.06)
     result = json.loads(out_file.read_text())
     names = [row["layer"] for row in result["layers"]]
     assert names == [name for name, *_ in bench.LAYERS]
     for row in result["layers"]:
         assert row["fwd_ms"] > 0 and row["fb_ms"] > 0
         if row["layer"].startswith("conv"):
-            assert row["fb_gflops"] > 0 and row["fb_peak_fraction"] == pytest.approx(row["fb_gflops"] / peak)
+            assert row["fb_gflops"] > 0
+            assert row["fb_peak_fraction"] == pytest.approx(row["fb_gflops"] / result["gemm_peak_gflops"])
     assert "Models" not in out  # --layers alone
 
 
