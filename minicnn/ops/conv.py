@@ -11,6 +11,10 @@ group, and its output already is y in NCHW::
     W (G, Og, Cg*kh*kw) @ col (N, G, Cg*kh*kw, L) -> y (N, G, Og, L)
     backward:  gW = sum_n gy_n @ col_n^T,   gx = col2im(W^T @ gy),   gb = sum_{n,y,x} gy
 
+With stride 1 the input gradient is itself a convolution, gy correlated with the flipped
+kernel, so backward builds it like a forward pass (im2col of gy, one GEMM) and skips the
+col2im fold; that pays once the maps are big enough (N*oh*ow >= 1024).
+
 conv_transpose2d is the adjoint of conv2d with respect to its input (the same GEMM
 and col2im the conv2d backward runs): y = col2im(W^T @ x); its backward uses im2col.
 
@@ -197,19 +201,71 @@ class Conv2d(Function):
         plan = _ColumnPlan(x.shape, self.win, self.oh, self.ow, g)
         tiles = plan.tiles(x.shape[0], x.itemsize)
         need_x, need_w = self.needs_input_grad[:2]
-        gx = (xp.zeros if plan.banded(tiles) else xp.empty)(x.shape, x.dtype) if need_x else None
-        gw = xp.zeros((g, w.shape[0] // g, math.prod(w.shape[1:])), w.dtype) if need_w else None
-        w_t = w.reshape(g, w.shape[0] // g, -1).transpose(0, 2, 1)  # (G, Cg*kh*kw, Og)
-        for tile in tiles:
-            gy_t = plan.grid(gy, tile)  # (nb, G, Og, L)
-            if need_w:  # first, as the input gradient may reuse the column buffer
-                gw += xp.matmul(gy_t, plan.columns(x, tile).transpose(0, 1, 3, 2)).sum(axis=0)
-            if need_x:
-                plan.col2im(xp.matmul(w_t, gy_t, out=plan.scratch(gx, tile)), tile, gx)
-        grads = (gx, None if gw is None else gw.reshape(w.shape))
+        gw = None
+        if need_w:  # first, as the input gradient may reuse the column buffer
+            tall = self.oh * self.ow >= _TALL_MIN_PIXELS
+            for tile in tiles:
+                gw = _add_weight_grad(xp, plan.columns(x, tile), plan.grid(gy, tile), gw, tall)
+            gw = xp.ascontiguousarray(gw.transpose(0, 2, 1) if tall else gw).reshape(w.shape)
+        gx = None
+        if need_x and x.shape[0] * self.oh * self.ow >= 1024 and _correlation_window(self.win) is not None:
+            gx = _input_grad_by_correlation(xp, gy, w, x.shape, self.win, g)
+        elif need_x:
+            gx = (xp.zeros if plan.banded(tiles) else xp.empty)(x.shape, x.dtype)
+            w_t = w.reshape(g, w.shape[0] // g, -1).transpose(0, 2, 1)  # (G, Cg*kh*kw, Og)
+            for tile in tiles:
+                plan.col2im(xp.matmul(w_t, plan.grid(gy, tile), out=plan.scratch(gx, tile)), tile, gx)
+        grads = (gx, gw)
         if len(self.needs_input_grad) == 3:
             grads += (gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None,)
         return grads
+
+
+_TALL_MIN_PIXELS = 4096
+
+
+def _add_weight_grad(xp, col, gy_t, acc, tall):
+    """acc + sum_n gy_t[n] @ col[n]^T (G, Og, K) for col (nb, G, K, L), gy_t (nb, G, Og, L);
+    ``acc`` may be None. With ``tall`` it is the transpose, col @ gy^T (G, K, Og), which BLAS
+    runs faster when the inner dimension L is long. Small maps put all images into one GEMM
+    with inner dimension nb*L instead of nb thin ones (the copies are cheap there).
+    """
+    nb, g, k, length = col.shape
+    if nb > 1 and length < 1024:
+        col = col.transpose(1, 2, 0, 3).reshape(1, g, k, nb * length)
+        gy_t = gy_t.transpose(1, 2, 0, 3).reshape(1, g, -1, nb * length)
+    for n in range(col.shape[0]):
+        a, b = (col[n], gy_t[n]) if tall else (gy_t[n], col[n])
+        product = xp.matmul(a, b.transpose(0, 2, 1))
+        acc = product if acc is None else xp.add(acc, product, out=acc)
+    return acc
+
+
+def _correlation_window(win):
+    """For a stride-1 convolution the input gradient is itself a convolution: gy correlated
+    with the flipped kernel, padded by (extent - 1 - padding). Returns that window, or None
+    when it does not apply (strides, or padding wider than the kernel's extent)."""
+    ph, pw = win.dh * (win.kh - 1) - win.ph, win.dw * (win.kw - 1) - win.pw
+    if (win.sh, win.sw) != (1, 1) or ph < 0 or pw < 0:
+        return None
+    return Window(win.kh, win.kw, 1, 1, ph, pw, win.dh, win.dw)
+
+
+def _input_grad_by_correlation(xp, gy, w, x_shape, win, g):
+    """gx[n, c] = sum_o gy[n, o] (*) flip(w[o, c]) (stride 1): im2col of gy and one GEMM per
+    tile, like a forward pass, instead of a GEMM into columns and a col2im fold.
+
+    The flipped, transposed weight wf (G, Cg, Og*kh*kw) has wf[g, c, (o*kh + i)*kw + j] =
+    w[g*Og + o, c, kh-1-i, kw-1-j].
+    """
+    o, cg, kh, kw = w.shape
+    wf = w.reshape(g, o // g, cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+    wf = xp.ascontiguousarray(wf).reshape(g, cg, -1)
+    gx = xp.empty(x_shape, gy.dtype)
+    plan = _ColumnPlan(gy.shape, _correlation_window(win), x_shape[2], x_shape[3], g)
+    for tile in plan.tiles(gy.shape[0], gy.itemsize):
+        xp.matmul(wf, plan.columns(gy, tile), out=plan.grid(gx, tile))
+    return gx
 
 
 class ConvTranspose2d(Function):
