@@ -1,30 +1,111 @@
-"""CPU kernels for batch normalisation and local response normalisation (vectorised NumPy).
+"""CPU kernels for batch normalisation (numba) and local response normalisation (vectorised NumPy).
 
-Inputs are (N, C, *) arrays; every per-channel vector has shape (C,). The ops compute
-the statistics; these kernels do the element-wise passes over the big arrays.
+Inputs are (N, C, *) arrays; every per-channel vector has shape (C,). The batch-norm
+kernels view x as (N, C, M) and make one pass per result: a channel's sums in one task
+(float64 accumulators), the element-wise passes one (n, c) plane per task.
 """
+import numba
 import numpy as np
 
-
-def _per_channel(v, ndim):
-    """(C,) -> (1, C, 1, ..., 1) so it broadcasts against an (N, C, *) array."""
-    return v.reshape((1, -1) + (1,) * (ndim - 2))
+_PARALLEL_MIN_SIZE = 1 << 16  # smaller arrays run serially: waking the threads costs more
+_SUMS = dict(cache=True, fastmath={"reassoc", "contract"})  # reassociation lets sums vectorise
 
 
-def _channel_sum(a):
-    """Sum an (N, C, *) array over every axis but the channel axis -> (C,)."""
-    return a.sum(axis=(0,) + tuple(range(2, a.ndim)))
+def _planes(a):
+    """(N, C, *) C-contiguous -> (N, C, M) view."""
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _pick(parallel, serial, a):
+    return parallel if a.size >= _PARALLEL_MIN_SIZE else serial
+
+
+def _affine_loop(x, scale, shift, y):
+    # y[n, c] = x[n, c] * scale[c] + shift[c]; x, y (N, C, M)
+    n, c, m = x.shape
+    for p in numba.prange(n * c):
+        b, ch = p // c, p % c
+        s, t = scale[ch], shift[ch]
+        for k in range(m):
+            y[b, ch, k] = x[b, ch, k] * s + t
+
+
+def _stats_loop(x, mean, var):
+    # per channel of x (N, C, M): the mean, then the biased variance around it (two passes
+    # over the channel, so no cancellation as in E[x^2] - E[x]^2)
+    n, c, m = x.shape
+    for ch in numba.prange(c):
+        total = 0.0
+        for b in range(n):
+            for k in range(m):
+                total += x[b, ch, k]
+        mu = total / (n * m)
+        sq = 0.0
+        for b in range(n):
+            for k in range(m):
+                d = x[b, ch, k] - mu
+                sq += d * d
+        mean[ch] = mu
+        var[ch] = sq / (n * m)
+
+
+def _grad_sums_loop(gy, x, mean, sum_gy, sum_gy_xc):
+    # per channel: sum(gy) and sum(gy * (x - mean))
+    n, c, m = x.shape
+    for ch in numba.prange(c):
+        mu = mean[ch]
+        sg = 0.0
+        sgx = 0.0
+        for b in range(n):
+            for k in range(m):
+                g = gy[b, ch, k]
+                sg += g
+                sgx += g * (x[b, ch, k] - mu)
+        sum_gy[ch] = sg
+        sum_gy_xc[ch] = sgx
+
+
+def _train_grad_loop(gy, x, mean, invstd, scale, gbias_m, gweight_m, gx):
+    # gx = scale * (gy - gbias/M - x_hat * gweight/M), x_hat = (x - mean) * invstd
+    n, c, m = x.shape
+    for p in numba.prange(n * c):
+        b, ch = p // c, p % c
+        mu, inv, s, gb, gw = mean[ch], invstd[ch], scale[ch], gbias_m[ch], gweight_m[ch]
+        for k in range(m):
+            gx[b, ch, k] = s * (gy[b, ch, k] - gb - (x[b, ch, k] - mu) * inv * gw)
+
+
+_affine = numba.njit(cache=True)(_affine_loop)
+_affine_parallel = numba.njit(cache=True, parallel=True)(_affine_loop)
+_stats = numba.njit(**_SUMS)(_stats_loop)
+_stats_parallel = numba.njit(parallel=True, **_SUMS)(_stats_loop)
+_grad_sums = numba.njit(**_SUMS)(_grad_sums_loop)
+_grad_sums_parallel = numba.njit(parallel=True, **_SUMS)(_grad_sums_loop)
+_train_grad = numba.njit(cache=True)(_train_grad_loop)
+_train_grad_parallel = numba.njit(cache=True, parallel=True)(_train_grad_loop)
+
+
+def batch_norm_stats(x):
+    """Per-channel mean and biased variance of x (N, C, *) over every axis but 1 -> (C,), (C,).
+
+    A CPU-only helper (the op falls back to ``xp.mean``/``xp.var`` where a backend lacks it):
+    two passes over each channel instead of NumPy's mean, difference, square and sum."""
+    x = np.ascontiguousarray(x)
+    c = x.shape[1]
+    mean, var = np.empty(c, np.float64), np.empty(c, np.float64)
+    _pick(_stats_parallel, _stats, x)(_planes(x), mean, var)
+    return mean.astype(x.dtype), var.astype(x.dtype)
 
 
 def batch_norm_forward(x, mean, invstd, weight, bias):
-    """y = (x - mean) * invstd * weight + bias, per channel, as one multiply-add.
+    """y = (x - mean) * invstd * weight + bias, per channel, as one multiply-add pass.
 
     x (N, C, *); mean, invstd, weight, bias (C,) (weight/bias may be None).
     """
     scale = invstd if weight is None else invstd * weight
     shift = -mean * scale if bias is None else bias - mean * scale
-    y = x * _per_channel(scale, x.ndim)
-    y += _per_channel(shift, x.ndim)
+    y = np.empty_like(x)
+    _pick(_affine_parallel, _affine, x)(_planes(x), scale.astype(x.dtype), shift.astype(x.dtype), _planes(y))
     return y
 
 
@@ -37,19 +118,20 @@ def batch_norm_backward(gy, x, mean, invstd, weight, training):
       training (batch statistics):   gx = weight * invstd * (gy - gbias / M - x_hat * gweight / M)
     The training form is the gradient through the batch mean and the biased variance.
     """
-    xhat = (x - _per_channel(mean, x.ndim)) * _per_channel(invstd, x.ndim)
-    gbias = _channel_sum(gy)
-    gweight = _channel_sum(gy * xhat)
-    scale = invstd if weight is None else invstd * weight
-    if not training:
-        return gy * _per_channel(scale, x.ndim), gweight, gbias
-    m = x.size // x.shape[1]
-    gx = xhat
-    gx *= _per_channel(-gweight / m, x.ndim)  # reuse x_hat's memory
-    gx += gy
-    gx -= _per_channel(gbias / m, x.ndim)
-    gx *= _per_channel(scale, x.ndim)
-    return gx, gweight, gbias
+    c = x.shape[1]
+    gbias, gy_xc = np.empty(c, np.float64), np.empty(c, np.float64)
+    gy3, x3 = _planes(gy), _planes(x)
+    _pick(_grad_sums_parallel, _grad_sums, x)(gy3, x3, mean, gbias, gy_xc)
+    gweight = gy_xc * invstd
+    scale = (invstd if weight is None else invstd * weight).astype(x.dtype)
+    gx = np.empty_like(x)
+    if training:
+        m = x.size // c
+        _pick(_train_grad_parallel, _train_grad, x)(gy3, x3, mean, invstd, scale, (gbias / m).astype(x.dtype),
+                                                    (gweight / m).astype(x.dtype), _planes(gx))
+    else:
+        _pick(_affine_parallel, _affine, x)(gy3, scale, np.zeros(c, x.dtype), _planes(gx))
+    return gx, gweight.astype(x.dtype), gbias.astype(x.dtype)
 
 
 def _window_sum(a, before, after):
