@@ -33,12 +33,14 @@ from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
 
-_workspace_limit = 256 * 2**20
+# 64 MiB: big enough that BLAS sees long matrices, small enough that the buffer (kept between
+# calls) does not dominate a training step's peak memory; bands of rows cost little more time
+_workspace_limit = 64 * 2**20
 _scratch = threading.local()  # per thread: one reusable host buffer for column matrices
 
 
 def set_workspace_limit(nbytes):
-    """Cap the im2col column buffer at ``nbytes`` (default 256 MiB); returns the previous cap."""
+    """Cap the im2col column buffer at ``nbytes`` (default 64 MiB); returns the previous cap."""
     global _workspace_limit
     if int(nbytes) < 1:
         raise ValueError(f"set_workspace_limit: the limit must be a positive number of bytes, got {nbytes}")
