@@ -9,3 +9,4 @@ from .pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backwa
 from .normalization import (batch_norm_backward, batch_norm_forward, batch_norm_stats, lrn_backward,  # noqa: F401
                             lrn_forward)
 from .conv import col2im, im2col  # noqa: F401
+from .activation import bias_relu, relu_backward  # noqa: F401
