@@ -205,7 +205,9 @@ class Conv2d(Function):
         need_x, need_w = self.needs_input_grad[:2]
         gw = None
         if need_w:  # first, as the input gradient may reuse the column buffer
-            tall = self.oh * self.ow >= _TALL_MIN_PIXELS
+            # col @ gy^T only where it has many rows: a few-row product (e.g. a 1-channel image)
+            # is slow and erratic in a threaded BLAS
+            tall = self.oh * self.ow >= _TALL_MIN_PIXELS and math.prod(w.shape[1:]) >= 128
             for tile in tiles:
                 gw = _add_weight_grad(xp, plan.columns(x, tile), plan.grid(gy, tile), gw, tall)
             gw = xp.ascontiguousarray(gw.transpose(0, 2, 1) if tall else gw).reshape(w.shape)
