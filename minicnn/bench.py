@@ -12,7 +12,8 @@ run (np.matmul on a large float32 square; the best of the runs before and after 
 minicnn and PyTorch run alternately, so both see the same load.
 
 Models: each model and framework runs in its own subprocess, so the peak resident memory
-of one does not mix with another's. "peak" is the process's peak RSS while the steps run
+of one does not mix with another's; ``--rounds`` such runs alternate between the frameworks
+(so a burst of load from elsewhere hits both) and the minimum is reported. "peak" is the process's peak RSS while the steps run
 (Linux VmHWM, reset after the model is built so that building it does not count; elsewhere
 ``ru_maxrss`` of the whole process); "work" is that peak minus the RSS after the imports and
 a tiny warm-up (the interpreter, the libraries and their compiled kernels), i.e. the
@@ -470,16 +471,28 @@ def _run_child(spec):
     return json.loads(lines[-1])
 
 
+def _merge_runs(runs):
+    """One result from several child runs: all step times; the smallest peak (the run least
+    disturbed; the peak hardly varies); an error only if every run failed."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[0]
+    best = min(ok, key=lambda r: r["rss_peak"] - r["rss_import"])
+    return dict(best, times=[t for r in ok for t in r["times"]], runs=len(ok))
+
+
 def run_models(args, frameworks, out):
     models = [m for m in (QUICK_MODELS if args.quick else MODELS) if not args.models or m[0] in args.models]
     repeat = args.repeat
     names = [fw.name for fw in frameworks]
     rows = []
     for name, fn, batch, input_size, step in models:
-        res = {}
-        for fw in names:
-            spec = dict(model=fn, framework=fw, batch=batch, input=input_size, step=step, repeat=repeat)
-            res[fw] = _run_child(spec)
+        runs = {fw: [] for fw in names}
+        for _ in range(args.rounds):  # frameworks alternate, so a burst of load hits both
+            for fw in names:
+                spec = dict(model=fn, framework=fw, batch=batch, input=input_size, step=step, repeat=repeat)
+                runs[fw].append(_run_child(spec))
+        res = {fw: _merge_runs(r) for fw, r in runs.items()}
         rows.append((name, batch, input_size, step, res))
         steps_only = all(r.get("steps_only", True) for r in res.values())
         out.setdefault("models", []).append(dict(model=name, batch=batch, input=input_size, step=step, **res))
@@ -508,8 +521,9 @@ def run_models(args, frameworks, out):
             else:
                 cells += ["-", "-"]
         table.append(cells)
-    print(f"\nModels (float32; s/step = min of {repeat} steps after one warm-up; one subprocess per model "
-          f"and framework; peak = {'peak RSS during the steps' if steps_only else 'ru_maxrss'}, "
+    print(f"\nModels (float32; s/step = min of {repeat} steps after one warm-up, in each of {args.rounds} "
+          f"subprocess run(s) per model and framework, alternating; "
+          f"peak = {'peak RSS during the steps' if steps_only else 'ru_maxrss'} (least of the runs), "
           f"work = peak - RSS after imports; 'x' = minicnn / torch)")
     _table(head, table)
     return out
@@ -599,6 +613,9 @@ def build_parser():
     p.add_argument("--repeat", type=int, default=None, metavar="N",
                    help="timed runs per measurement; the minimum is reported (default 5 for layers, 3 for "
                         "models; 2 and 1 with --quick)")
+    p.add_argument("--rounds", type=int, default=None, metavar="N",
+                   help="subprocess runs per model and framework, alternating between frameworks; the "
+                        "minimum is reported (default 2; 1 with --quick)")
     p.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p
@@ -608,8 +625,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.child:
         return _child(args.child)
-    if args.repeat is not None and args.repeat < 1:
-        raise SystemExit("error: --repeat must be at least 1")
+    for flag in ("repeat", "rounds"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise SystemExit(f"error: --{flag} must be at least 1")
+    args.rounds = args.rounds or (1 if args.quick else 2)
     if args.models:
         unknown = set(args.models) - {m[0] for m in MODELS}
         if unknown:

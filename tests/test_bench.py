@@ -39,6 +39,15 @@ def test_quick_model_in_subprocess(capsys):
     assert peak >= work > 0  # MiB, measured in the child process
 
 
+def test_merge_runs_keeps_every_time_and_the_least_disturbed_peak():
+    runs = [{"times": [2.0], "rss_import": 10, "rss_peak": 50}, {"error": "killed"},
+            {"times": [1.5, 1.7], "rss_import": 12, "rss_peak": 40}]
+    merged = bench._merge_runs(runs)
+    assert merged["times"] == [2.0, 1.5, 1.7] and merged["rss_peak"] - merged["rss_import"] == 28
+    assert merged["runs"] == 2
+    assert bench._merge_runs([{"error": "boom"}]) == {"error": "boom"}
+
+
 def test_conv_flop_count():
     # 2 * N * O * C * k^2 * oh * ow; backward adds the weight gradient and (if wanted) the input gradient
     fwd, fb = bench._conv_flops((2, 3, 10, 10), dict(out=4, k=3, stride=1, pad=1, input_grad=True))
@@ -50,6 +59,8 @@ def test_conv_flop_count():
 def test_bad_arguments(capsys):
     with pytest.raises(SystemExit, match="--repeat must be at least 1"):
         bench.main(["--repeat", "0"])
+    with pytest.raises(SystemExit, match="--rounds must be at least 1"):
+        bench.main(["--models", "--rounds", "0"])
     with pytest.raises(SystemExit, match="unknown model"):
         bench.main(["--models", "lenet"])
     with pytest.raises(SystemExit) as e:
