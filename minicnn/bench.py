@@ -13,12 +13,15 @@ minicnn and PyTorch run alternately, so both see the same load.
 
 Models: each model and framework runs in its own subprocess, so the peak resident memory
 of one does not mix with another's; ``--rounds`` such runs alternate between the frameworks
-(so a burst of load from elsewhere hits both) and the minimum is reported. "peak" is the process's peak RSS while the steps run
-(Linux VmHWM, reset after the model is built so that building it does not count; elsewhere
-``ru_maxrss`` of the whole process); "work" is that peak minus the RSS after the imports and
-a tiny warm-up (the interpreter, the libraries and their compiled kernels), i.e. the
-model's parameters, gradients, optimiser state, activations and scratch. Times are per step
-(after one warm-up step).
+(so a burst of load from elsewhere hits both) and the minimum is reported. "peak" is the
+process's peak RSS while the steps run (Linux VmHWM, reset after the model is built so that
+building it does not count; elsewhere ``ru_maxrss`` of the whole process); "work" is that
+peak minus the RSS after the imports and a tiny warm-up (the interpreter, the libraries and
+their compiled kernels), i.e. the model's parameters, gradients, optimiser state,
+activations and scratch. Times are per step (after one warm-up step).
+
+On a shared machine ``--threads 1 --clock cpu`` gives the steadiest comparison: every pool
+single-threaded and the process's own CPU time, which other processes barely change.
 
 PyTorch is never a dependency: without it the torch columns are left out.
 """
@@ -34,6 +37,10 @@ import sys
 import time
 
 import numpy as np
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = time.perf_counter  # --clock: wall time, or the CPU time of this process (all its threads)
 
 ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
             "NUMBA_THREADING_LAYER", "OPENBLAS_CORETYPE", "MALLOC_MMAP_THRESHOLD_",
@@ -169,13 +176,13 @@ class _Torch(_Minicnn):
 
 
 def _best(fn, repeat):
-    """Minimum wall time of ``repeat`` calls (after one warm-up call)."""
+    """Minimum time of ``repeat`` calls (after one warm-up call)."""
     fn()
     best = math.inf
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = _clock()
         fn()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, _clock() - t)
     return best
 
 
@@ -186,9 +193,9 @@ def _best_interleaved(fns, repeat):
     best = [math.inf] * len(fns)
     for _ in range(repeat):
         for i, fn in enumerate(fns):
-            t = time.perf_counter()
+            t = _clock()
             fn()
-            best[i] = min(best[i], time.perf_counter() - t)
+            best[i] = min(best[i], _clock() - t)
     return best
 
 
@@ -238,12 +245,16 @@ def run_layers(args, frameworks, out):
         results_row = row
         out.setdefault("layers", []).append(results_row)
     out["gemm_peak_gflops"] = peak
-    print(f"\nLayers (float32; min of {args.repeat} runs; GFLOP/s and % of the GEMM peak are for "
-          f"forward+backward; 'x' = minicnn time / torch time)")
+    print(f"\nLayers (float32; min of {args.repeat} runs, {_clock_name(args)}; GFLOP/s and % of the GEMM "
+          f"peak are for forward+backward; 'x' = minicnn time / torch time)")
     print(f"GEMM peak: np.matmul {gemm_n}x{gemm_n} float32, best of the runs before and after: "
           f"{peak:.1f} GFLOP/s")
     _table(head, rows)
     return out
+
+
+def _clock_name(args):
+    return "wall time" if args.clock == "wall" else "CPU time of the process"
 
 
 def _rate_cells(flops, t_fwd, t_fb, peak, row, prefix):
@@ -443,14 +454,16 @@ def _time_steps(step, repeat):
     step()  # warm-up: first-call costs, optimiser state
     times = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = _clock()
         step()
-        times.append(time.perf_counter() - t)
+        times.append(_clock() - t)
     return times
 
 
 def _child(spec):
+    global _clock
     spec = json.loads(spec)
+    _clock = CLOCKS[spec.get("clock", "wall")]
     run = _child_torch if spec["framework"] == "torch" else _child_minicnn
     times, rss_import, steps_only = run(spec)
     print(json.dumps({"times": times, "rss_import": rss_import, "rss_peak": _peak_rss_bytes(),
@@ -458,12 +471,16 @@ def _child(spec):
     return 0
 
 
+def _child_env(env):
+    """``env`` with this minicnn first on PYTHONPATH, so that a child imports the same code."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return dict(env, PYTHONPATH=os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")])))
+
+
 def _run_child(spec):
     """Run one (model, framework) in a fresh interpreter; the result dict, or {'error': ...}."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, "-m", "minicnn.bench", "--child", json.dumps(spec)],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=_child_env(os.environ))
     lines = proc.stdout.strip().splitlines()
     if proc.returncode or not lines:
         tail = (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1]
@@ -490,7 +507,8 @@ def run_models(args, frameworks, out):
         runs = {fw: [] for fw in names}
         for _ in range(args.rounds):  # frameworks alternate, so a burst of load hits both
             for fw in names:
-                spec = dict(model=fn, framework=fw, batch=batch, input=input_size, step=step, repeat=repeat)
+                spec = dict(model=fn, framework=fw, batch=batch, input=input_size, step=step, repeat=repeat,
+                            clock=args.clock)
                 runs[fw].append(_run_child(spec))
         res = {fw: _merge_runs(r) for fw, r in runs.items()}
         rows.append((name, batch, input_size, step, res))
@@ -521,7 +539,8 @@ def run_models(args, frameworks, out):
             else:
                 cells += ["-", "-"]
         table.append(cells)
-    print(f"\nModels (float32; s/step = min of {repeat} steps after one warm-up, in each of {args.rounds} "
+    print(f"\nModels (float32; {_clock_name(args)}; s/step = min of {repeat} steps after one warm-up, "
+          f"in each of {args.rounds} "
           f"subprocess run(s) per model and framework, alternating; "
           f"peak = {'peak RSS during the steps' if steps_only else 'ru_maxrss'} (least of the runs), "
           f"work = peak - RSS after imports; 'x' = minicnn / torch)")
@@ -616,15 +635,31 @@ def build_parser():
     p.add_argument("--rounds", type=int, default=None, metavar="N",
                    help="subprocess runs per model and framework, alternating between frameworks; the "
                         "minimum is reported (default 2; 1 with --quick)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="run with N threads in every pool (sets OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS and "
+                        "reruns itself); default: as the environment says")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="wall time (default), or the CPU time of the process: with --threads 1 the "
+                        "measure least disturbed by other processes on a shared machine")
     p.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p
 
 
 def main(argv=None):
+    global _clock
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.child:
         return _child(args.child)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit("error: --threads must be at least 1")
+        if any(os.environ.get(v) != str(args.threads) for v in THREAD_VARS):
+            # thread pools are sized when their libraries load: run again in a fresh interpreter
+            env = dict(os.environ, **{v: str(args.threads) for v in THREAD_VARS})
+            return subprocess.run([sys.executable, "-m", "minicnn.bench", *argv], env=_child_env(env)).returncode
+    _clock = CLOCKS[args.clock]
     for flag in ("repeat", "rounds"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise SystemExit(f"error: --{flag} must be at least 1")

@@ -39,6 +39,13 @@ def test_quick_model_in_subprocess(capsys):
     assert peak >= work > 0  # MiB, measured in the child process
 
 
+def test_threads_and_cpu_clock_rerun_in_a_fresh_interpreter(capfd):
+    assert bench.main(["--quick", "--layers", "--no-torch", "--repeat", "1", "--threads", "1", "--clock", "cpu"]) == 0
+    out = capfd.readouterr().out
+    assert "OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, MKL_NUM_THREADS=1, NUMBA_NUM_THREADS=1" in out
+    assert "numba: 1 threads" in out and "CPU time of the process" in out
+
+
 def test_merge_runs_keeps_every_time_and_the_least_disturbed_peak():
     runs = [{"times": [2.0], "rss_import": 10, "rss_peak": 50}, {"error": "killed"},
             {"times": [1.5, 1.7], "rss_import": 12, "rss_peak": 40}]
