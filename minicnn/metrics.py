@@ -102,7 +102,12 @@ def mean_iou(conf):
 
 
 class Metric:
-    """Accumulates over batches: ``update(output, target)``, then ``compute()`` -> {name: float}."""
+    """Accumulates over batches: ``update(output, target)``, then ``compute()`` -> {name: float}.
+
+    ``log_keys``: the results worth a place in a one-line epoch summary (None: all of them).
+    """
+
+    log_keys = None
 
     def reset(self):
         raise NotImplementedError
@@ -143,7 +148,9 @@ class TopKAccuracy(Accuracy):
 
 
 class SegmentationMetrics(Metric):
-    """Pixel accuracy, per-class IoU and Dice, mIoU and mean Dice from one running confusion matrix."""
+    """Pixel accuracy, per-class IoU, mIoU and mean Dice from one running confusion matrix."""
+
+    log_keys = ("miou", "pixel_accuracy")
 
     def __init__(self, num_classes, ignore_index=None, class_names=None):
         self.num_classes, self.ignore_index = num_classes, ignore_index

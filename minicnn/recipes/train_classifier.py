@@ -23,7 +23,8 @@ from ..metrics import Accuracy, TopKAccuracy
 from ..models.resnet import BasicBlock, conv1x1, conv3x3
 from ..nn import init
 from ..train import evaluate, fit
-from ..train.recipe import common_arguments, fit_kwargs, make_parser, maybe_plot, run_fit, setup
+from ..train.recipe import (blas_threads, common_arguments, fit_kwargs, make_parser, maybe_plot, run_fit,
+                            setup)
 
 # epochs by dataset when --epochs is not given
 DEFAULT_EPOCHS = {"digits": 10, "shapes": 8, "mnist": 3, "cifar10": 30}
@@ -135,6 +136,11 @@ def build_parser():
 
 def main(argv=None):
     args = setup(build_parser().parse_args(argv))
+    with blas_threads(args.blas_threads):
+        return run(args)
+
+
+def run(args):
     kind, train_full, test, aug = load_data(args)
     args.epochs = args.epochs or DEFAULT_EPOCHS[kind]
     if args.quick:
@@ -142,7 +148,7 @@ def main(argv=None):
     n_val = max(1, len(train_full) // 10)
     train, val = random_split(train_full, [len(train_full) - n_val, n_val], generator=args.seed)
     if args.quick:
-        train, val, test = Subset(train, range(96)), Subset(val, range(64)), Subset(test, range(64))
+        train, val, test = (Subset(d, range(min(n, len(d)))) for d, n in ((train, 96), (val, 64), (test, 64)))
     x0, _ = test[0]
     num_classes = len(train_full.classes)
     model = build_model(args.model, x0.shape[0], num_classes, args.width, x0.shape[-1]).to(args.device)

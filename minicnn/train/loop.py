@@ -161,11 +161,24 @@ def fit(model, optimizer, train_loader, val_loader=None, epochs=1, loss_fn=None,
             row.update({f"val_{k}": v for k, v in val.items()})
         row["time"] = time.perf_counter() - t0
         history.append(row)
-        log(f"epoch {epoch}/{epochs}  " + "  ".join(_fmt(k, v) for k, v in row.items() if k != "epoch"))
+        shown = _summary_keys(metrics)
+        log(f"epoch {epoch}/{epochs}  " + "  ".join(_fmt(k, v) for k, v in row.items() if k != "epoch" and (
+            shown is None or k in shown)))
         if checkpoint_dir:
             save_checkpoint(ckpt, model, optimizer, scheduler, train_loader, epoch, history)
             write_history(history, checkpoint_dir)
     return history
+
+
+def _summary_keys(metrics):
+    """Columns of the one-line epoch summary, or None for all (metrics may keep some for the files only)."""
+    if all(m.log_keys is None for m in metrics):
+        return None
+    keys = {"lr", "train_loss", "val_loss", "time"}
+    for m in metrics:
+        names = m.log_keys if m.log_keys is not None else m.compute().keys()
+        keys |= {f"{p}_{k}" for k in names for p in ("train", "val")}
+    return keys
 
 
 def _fmt(k, v):
