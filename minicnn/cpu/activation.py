@@ -32,11 +32,12 @@ _bias_relu_parallel = numba.njit(cache=True, parallel=True)(_bias_relu_loop)
 
 def relu_backward(gy, y):
     """gx = gy where y > 0, else 0 (y is ReLU's output); gy, y of the same shape."""
-    gy, y = np.ascontiguousarray(gy), np.ascontiguousarray(y)
+    shape = np.shape(gy)  # kept: ascontiguousarray turns a 0-d array into a 1-d one
+    gy, y = np.ascontiguousarray(gy).reshape(-1), np.ascontiguousarray(y).reshape(-1)
     gx = np.empty_like(gy)
     fn = _relu_backward_parallel if gy.size >= _PARALLEL_MIN_SIZE else _relu_backward
-    fn(gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
-    return gx
+    fn(gy, y, gx)
+    return gx.reshape(shape)
 
 
 def bias_relu(x, b):
