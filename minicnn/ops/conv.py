@@ -210,7 +210,10 @@ class Conv2d(Function):
             tall = self.oh * self.ow >= _TALL_MIN_PIXELS and math.prod(w.shape[1:]) >= 128
             for tile in tiles:
                 gw = _add_weight_grad(xp, plan.columns(x, tile), plan.grid(gy, tile), gw, tall)
-            gw = xp.ascontiguousarray(gw.transpose(0, 2, 1) if tall else gw).reshape(w.shape)
+            if gw is None:  # an empty batch has no tiles
+                gw = xp.zeros(w.shape, w.dtype)
+            else:
+                gw = xp.ascontiguousarray(gw.transpose(0, 2, 1) if tall else gw).reshape(w.shape)
         gx = None
         if need_x and x.shape[0] * self.oh * self.ow >= 1024 and _correlation_window(self.win) is not None:
             gx = _input_grad_by_correlation(xp, gy, w, x.shape, self.win, g)
