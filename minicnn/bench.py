@@ -571,7 +571,20 @@ def describe_settings(frameworks):
             lines.append(f"torch {t.__version__}: {t.get_num_threads()} intra-op / {t.get_num_interop_threads()} "
                          f"inter-op threads, mkldnn {t.backends.mkldnn.is_available()}")
     lines.append("env: " + ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in ENV_VARS))
+    lines.append(f"import minicnn: {import_time():.3f} s (best of 3 fresh interpreters)")
     return lines
+
+
+def import_time(runs=3):
+    """Seconds ``import minicnn`` takes in a fresh interpreter (the best of ``runs``)."""
+    code = "import time; t = time.perf_counter(); import minicnn; print(time.perf_counter() - t)"
+    best = math.inf
+    for _ in range(runs):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=_child_env(os.environ))
+        if proc.returncode == 0:
+            best = min(best, float(proc.stdout.split()[-1]))
+    return best
 
 
 def _thread_pools():

@@ -17,6 +17,8 @@ def test_quick_layers_table(capsys, tmp_path):
         assert needle in out
     assert "torch fwd" not in out  # --no-torch: no torch columns
     peak = float(re.search(r"float32, best of the runs before and after: ([\d.]+) GFLOP/s", out).group(1))
+    import_s = float(re.search(r"import minicnn: ([\d.]+) s", out).group(1))
+    assert 0 < import_s < 30
     assert peak == pytest.approx(json.loads(out_file.read_text())["gemm_peak_gflops"], abs=0.06)
     result = json.loads(out_file.read_text())
     names = [row["layer"] for row in result["layers"]]
