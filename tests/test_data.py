@@ -394,3 +394,8 @@ def test_segmentation_folder(tmp_path):
     (tmp_path / "images" / "c.png").write_bytes((tmp_path / "images" / "a.png").read_bytes())
     with pytest.raises(FileNotFoundError, match="no mask .* for c.png"):
         D.SegmentationFolder(tmp_path)
+
+
+def test_collate_names_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"different shapes \[\(1, 2\), \(1, 3\)\]"):
+        D.default_collate([(np.zeros((1, 2)), 0), (np.zeros((1, 3)), 1)])

@@ -33,6 +33,10 @@ def default_collate(samples):
     if isinstance(first, Tensor):
         return Tensor._make(backend.array_module(first.data).stack([s.data for s in samples]))
     if isinstance(first, (np.ndarray, np.generic)):
+        shapes = {np.shape(s) for s in samples}
+        if len(shapes) > 1:
+            raise ValueError(f"default_collate: samples in one batch have different shapes {sorted(shapes)}; "
+                             "resize or crop them to one size (e.g. transforms.RandomCrop), or use batch_size=1")
         return Tensor._make(np.stack(samples))
     if isinstance(first, (bool, int)):
         return Tensor._make(np.asarray(samples, dtype=np.int64))

@@ -18,7 +18,7 @@ from .train_unet import segmentation_arguments, train_segmentation
 
 
 def build_parser():
-    return segmentation_arguments(make_parser(__doc__), epochs=6, lr=3e-3, batch_size=8)
+    return segmentation_arguments(make_parser(__doc__), epochs=12, lr=1e-2, batch_size=32)
 
 
 def main(argv=None):

@@ -1,7 +1,7 @@
 """Train a U-Net to segment generated shapes (background, circle, square, triangle) per pixel.
 
     python -m minicnn.recipes.train_unet                  # width 8: a few minutes on 2 cores
-    python -m minicnn.recipes.train_unet --width 64       # the paper's widths (64 ... 512): much slower
+    python -m minicnn.recipes.train_unet --full-width     # the paper's widths (64 ... 512): much slower
     python -m minicnn.recipes.train_unet --data DIR --num-classes K   # your PNGs: DIR/images, DIR/masks
 
 The model is ``minicnn.models.UNet`` with "same" padding (the output has the input's
@@ -33,7 +33,7 @@ PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [255
 
 def segmentation_arguments(p, epochs, lr, batch_size):
     p.add_argument("--data", default="shapes", help="'shapes' (generated) or a folder with images/ and masks/ "
-                                                   "PNGs (default: %(default)s)")
+                                                   "PNGs, all of one size (default: %(default)s)")
     p.add_argument("--num-classes", type=int, default=None, help="classes in --data DIR masks (incl. background)")
     p.add_argument("--train-size", type=int, default=2000, help="generated training images (default: %(default)s)")
     p.add_argument("--image-size", type=int, default=64, help="generated image size (default: %(default)s)")
@@ -121,8 +121,7 @@ def train_segmentation(args, model, name, class_weight=None):
     result = evaluate(model, test_loader, metrics=metrics, device=args.device)
     print("test: pixel accuracy {:.4f}, IoU {}".format(result["pixel_accuracy"], ", ".join(
         f"{c} {result['iou_' + c]:.3f}" for c in classes)))
-    out = args.out or os.path.join(args.out_dir or ".", f"{name}_predictions.png" if not args.out_dir
-                                   else "predictions.png")
+    out = args.out or (os.path.join(args.out_dir, "predictions.png") if args.out_dir else f"{name}_predictions.png")
     save_predictions(model, test, out, args.device)
     print(f"miou={result['miou']:.3f}")
     return result
@@ -132,6 +131,7 @@ def build_parser():
     p = make_parser(__doc__)
     p.add_argument("--width", type=int, default=8, help="channels of the first level (default: %(default)s; "
                                                         "the paper: 64)")
+    p.add_argument("--full-width", action="store_true", help="the paper's widths, 64 to 512 (same as --width 64)")
     p.add_argument("--depth", type=int, default=4, help="levels, i.e. poolings + 1 (default: %(default)s)")
     return segmentation_arguments(p, epochs=6, lr=3e-3, batch_size=8)
 
@@ -146,7 +146,8 @@ def run(args):
     in_channels, num_classes = 3, (args.num_classes or 4)
     if args.data != "shapes":
         in_channels = SegmentationFolder(args.data)[0][0].shape[0]
-    model = models.UNet(in_channels, num_classes, base_width=args.width, depth=args.depth, padding="same")
+    width = 64 if args.full_width else args.width
+    model = models.UNet(in_channels, num_classes, base_width=width, depth=args.depth, padding="same")
     return train_segmentation(args, model, "unet")
 
 
