@@ -12,6 +12,7 @@ With ``checkpoint_dir``, ``last.ckpt`` (see ``checkpoint.py``), ``log.csv`` and
 ``last.ckpt`` and continues with the next epoch, giving the same weights as a run
 that was never interrupted.
 """
+import itertools
 import math
 import os
 import time
@@ -36,10 +37,7 @@ def _batches(loader, max_batches):
     """The loader's batches, at most ``max_batches``; closes a prefetching iterator when stopped early."""
     it = iter(loader)
     try:
-        for b, batch in enumerate(it):
-            if max_batches is not None and b >= max_batches:
-                break
-            yield batch
+        yield from itertools.islice(it, max_batches)
     finally:
         if hasattr(it, "close"):
             it.close()
