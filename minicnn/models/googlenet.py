@@ -136,12 +136,7 @@ class GoogLeNet(nn.Module):
                     init.constant_(m.bias, 0)
 
     def _transform_input(self, x):
-        # x_c * std_c / 0.5 + (mean_c - 0.5) / 0.5: undo ImageNet normalisation, map to [-1, 1]
-        if not self.transform_input:
-            return x
-        return cat([x[:, 0:1] * (0.229 / 0.5) + (0.485 - 0.5) / 0.5,
-                    x[:, 1:2] * (0.224 / 0.5) + (0.456 - 0.5) / 0.5,
-                    x[:, 2:3] * (0.225 / 0.5) + (0.406 - 0.5) / 0.5], 1)
+        return imagenet_to_inception_range(x) if self.transform_input else x
 
     def forward(self, x):
         x = self._transform_input(x)
@@ -165,3 +160,11 @@ def googlenet(**kwargs):
     """GoogLeNet as torchvision: 6,624,904 parameters without the auxiliary heads
     (13,004,888 with, the default ``aux_logits=True``), 1.498 GMACs at 224x224."""
     return GoogLeNet(**kwargs)
+
+
+def imagenet_to_inception_range(x):
+    """x_c * std_c / 0.5 + (mean_c - 0.5) / 0.5: undo ImageNet normalisation, map to Google's [-1, 1]
+    (torchvision's ``transform_input`` for GoogLeNet and Inception-v3). x (N, 3, H, W)."""
+    return cat([x[:, 0:1] * (0.229 / 0.5) + (0.485 - 0.5) / 0.5,
+                x[:, 1:2] * (0.224 / 0.5) + (0.456 - 0.5) / 0.5,
+                x[:, 2:3] * (0.225 / 0.5) + (0.406 - 0.5) / 0.5], 1)

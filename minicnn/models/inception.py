@@ -12,7 +12,7 @@ from collections import namedtuple
 from .. import nn
 from ..nn import init
 from ..ops import cat
-from .googlenet import BasicConv2d
+from .googlenet import BasicConv2d, imagenet_to_inception_range
 
 InceptionOutputs = namedtuple("InceptionOutputs", ["logits", "aux_logits"])
 
@@ -208,12 +208,7 @@ class Inception3(nn.Module):
                     init.constant_(m.bias, 0)
 
     def _transform_input(self, x):
-        # same re-normalisation as GoogLeNet: ImageNet mean/std -> Google's [-1, 1] scaling
-        if not self.transform_input:
-            return x
-        return cat([x[:, 0:1] * (0.229 / 0.5) + (0.485 - 0.5) / 0.5,
-                    x[:, 1:2] * (0.224 / 0.5) + (0.456 - 0.5) / 0.5,
-                    x[:, 2:3] * (0.225 / 0.5) + (0.406 - 0.5) / 0.5], 1)
+        return imagenet_to_inception_range(x) if self.transform_input else x
 
     def forward(self, x):
         x = self._transform_input(x)
