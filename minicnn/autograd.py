@@ -167,7 +167,8 @@ class _Owner:
 
     def own(self, g):
         base = _base(g)
-        if id(base) in self.taken or not g.flags.writeable or not g.flags.c_contiguous:
+        # CuPy arrays have no ``writeable`` flag: they are always writeable
+        if id(base) in self.taken or not getattr(g.flags, "writeable", True) or not g.flags.c_contiguous:
             g = backend.array_module(g).array(g, order="C")
             base = g
         self.taken.add(id(base))

@@ -167,7 +167,7 @@ def test_im2col_indexes_past_2_to_the_31(cp):
     h = w = 2048
     k = 23  # col has 529 * 2048 * 2048 = 2.2e9 elements (8.9 GB)
     x = cp.arange(h * w, dtype=cp.float32).reshape(1, 1, h, w) / (h * w)
-    col = cu.im2col(x, k, k, 1, 1, k // 2, k // 2, 1, 1, 1, h, w)
+    col = cu.im2col(x, k, k, 1, 1, k // 2, k // 2, 1, 1, h, w)
     assert col.size > 2**31
     rng = np.random.default_rng(2)
     rows = rng.integers(0, k * k, 64).tolist() + [k * k - 1]

@@ -77,15 +77,8 @@ def _column_buffer(xp, shape, dtype):
 
 
 def _kernel(name, like, *args, out=None):
-    """Run hot spot ``name`` of ``like``'s device. The CPU kernels write into ``out``;
-    the kernel spec has no ``out`` argument, so elsewhere the result is copied in."""
-    fn = getattr(backend.kernels(like), name)
-    if out is None:
-        return fn(*args)
-    if backend.array_module(like) is np:
-        return fn(*args, out=out)
-    out[...] = fn(*args)
-    return out
+    """Run hot spot ``name`` (im2col/col2im) of ``like``'s device, writing into ``out`` if given."""
+    return getattr(backend.kernels(like), name)(*args, out=out)
 
 
 Window = namedtuple("Window", "kh kw sh sw ph pw dh dw")
