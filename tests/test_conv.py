@@ -416,6 +416,68 @@ def test_tiled_workspace_gives_the_untiled_result(workspace_limit, transposed, t
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
+TILING_CASES = [  # fn, x shape, w shape, stride, padding, dilation, groups (output_padding (1, 1) if transposed)
+    (F.conv2d, (3, 4, 11, 9), (6, 2, 3, 3), (1, 1), (1, 1), (1, 1), 2),             # gx by correlation
+    (F.conv2d, (2, 3, 13, 10), (4, 3, 5, 4), (3, 2), (2, 1), (1, 1), 1),            # gx by col2im, bands overlap
+    (F.conv2d, (2, 2, 12, 11), (3, 2, 2, 2), (3, 4), (0, 0), (1, 1), 1),            # stride > kernel
+    (F.conv2d, (2, 2, 14, 9), (4, 1, 3, 2), (1, 1), (2, 1), (2, 3), 2),             # dilation, groups
+    (F.conv2d, (2, 3, 23, 21), (4, 3, 11, 11), (4, 4), (2, 2), (1, 1), 1),          # a stem: im2col by phase
+    (F.conv_transpose2d, (2, 4, 6, 5), (4, 3, 3, 3), (2, 2), (1, 1), (1, 1), 2),
+    (F.conv_transpose2d, (2, 2, 5, 7), (2, 3, 4, 2), (2, 3), (0, 1), (2, 1), 1),
+]
+
+
+@pytest.mark.parametrize("case", TILING_CASES, ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(TILING_CASES)])
+def test_cache_tiles_of_any_size_give_the_same_result(monkeypatch, case):
+    """Whole batch, groups of images, one image, odd bands of rows, single rows: forward and all
+    three gradients agree to rounding (float64), and the buffer holds one tile."""
+    fn, x_shape, w_shape, stride, padding, dilation, groups = case
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    rng = np.random.default_rng(30)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    if fn is F.conv2d:
+        b = rng.standard_normal(w_shape[0])
+        want = naive_conv2d(x, w, b, stride, _pads(padding, w_shape[2:], dilation), dilation, groups)
+    else:
+        kw["output_padding"] = (1, 1)
+        b = rng.standard_normal(w_shape[1] * groups)
+        want = naive_conv_transpose2d(x, w, b, stride, padding, (1, 1), dilation, groups)
+    gy = rng.standard_normal(want.shape)
+    # one grid row of columns (bytes): conv2d's grid is its output, conv_transpose2d's its input
+    grid_w = want.shape[3] if fn is F.conv2d else x_shape[3]
+    row_bytes = max(x_shape[1], want.shape[1]) * w_shape[2] * w_shape[3] * grid_w * 8
+    monkeypatch.setattr(conv_ops, "_CACHE_TILE", 2**40)
+    ref = _run(fn, x, w, b, gy, **kw)
+    np.testing.assert_allclose(ref[0], want, rtol=0, atol=TOL)
+    for tile in (50_000, 7_000, 3 * row_bytes - 1, 2 * row_bytes, 1):
+        monkeypatch.setattr(conv_ops, "_CACHE_TILE", tile)
+        conv_ops.clear_workspace()
+        y, grads = _run(fn, x, w, b, gy, **kw)
+        np.testing.assert_allclose(y, ref[0], rtol=0, atol=1e-12)
+        for got, expected in zip(grads, ref[1]):
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+        assert conv_ops._scratch.buffer.nbytes <= max(tile, row_bytes)
+
+
+@pytest.mark.parametrize("threshold", [0, 2**30])
+def test_im2col_by_phase_matches_the_strided_view(monkeypatch, threshold):
+    """Strided im2col by column phases (or not, whatever the kernel) gives the layout exactly."""
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((2, 3, 17, 19))
+    monkeypatch.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", 2**30)
+    for g in [(11, 11, 4, 4, 2, 2, 1, 1, 3, 3), (7, 7, 2, 2, 3, 3, 1, 1, 9, 10), (3, 5, 2, 3, 0, 4, 2, 3, 6, 7),
+              (2, 2, 3, 4, 0, 0, 1, 1, 5, 4), (4, 3, 1, 2, 1, 1, 1, 2, 8, 12)]:
+        monkeypatch.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", 2**30)
+        want = kernels.im2col(x, *g)
+        monkeypatch.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", threshold)
+        np.testing.assert_array_equal(kernels.im2col(x, *g), want)
+    x32 = x.astype(np.float32)[:, :, :, :18]  # float32, an even width
+    out = np.empty((2, 3 * 7 * 7, 9 * 9), np.float32)
+    assert kernels.im2col(x32, 7, 7, 2, 2, 3, 3, 1, 1, 9, 9, out=out) is out
+    monkeypatch.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", 2**30)
+    np.testing.assert_array_equal(out, kernels.im2col(x32, 7, 7, 2, 2, 3, 3, 1, 1, 9, 9))
+
+
 def test_workspace_limit_bounds_peak_memory(workspace_limit):
     """A 3x3 conv's columns are 9x the image; under a small limit, forward+backward stays near
     the sizes of the image and its gradient."""

@@ -23,17 +23,51 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
     # rows/columns the windows reach, counted from the top/left of the padded image
     need_h = (oh - 1) * sh + (kh - 1) * dh + 1
     need_w = (ow - 1) * sw + (kw - 1) * dw + 1
-    xpad = x
-    if ph or pw or need_h > h or need_w > w:
-        xpad = np.zeros((n, c, need_h, need_w), x.dtype)
-        hh, ww = max(0, min(h, need_h - ph)), max(0, min(w, need_w - pw))  # the part of x the windows read
-        xpad[:, :, ph:ph + hh, pw:pw + ww] = x[:, :, :hh, :ww]
+    out = _output(out, (n, c * kh * kw, oh * ow), x.dtype, "im2col")
+    if sw > 1 and kh * kw >= _PHASE_MIN_TAPS_PER_STEP * sh * sw:
+        return _im2col_by_phase(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, need_h, need_w, out)
+    xpad = _pad(x, ph, pw, need_h, need_w)
     s_n, s_c, s_h, s_w = xpad.strides
     # windows[n, c, i, j, y, x_] = xpad[n, c, y*sh + i*dh, x_*sw + j*dw]
     windows = as_strided(xpad, shape=(n, c, kh, kw, oh, ow),
                          strides=(s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w), writeable=False)
-    out = _output(out, (n, c * kh * kw, oh * ow), x.dtype, "im2col")
     np.copyto(out.reshape(n, c, kh, kw, oh, ow), windows)
+    return out
+
+
+# a horizontal stride makes every copied row a gather (every sw-th pixel); splitting the
+# image into its sw column phases first makes them contiguous runs, which pays when the
+# columns are many times the image (the stems: 7x7/2, 11x11/4), not for a 3x3/2 or 1x1/2
+_PHASE_MIN_TAPS_PER_STEP = 4
+
+
+def _pad(x, ph, pw, need_h, need_w):
+    """x zero-padded to (need_h, need_w) rows/columns, ph/pw of them at the top/left."""
+    n, c, h, w = x.shape
+    if not (ph or pw or need_h > h or need_w > w):
+        return x
+    xpad = np.zeros((n, c, need_h, need_w), x.dtype)
+    hh, ww = max(0, min(h, need_h - ph)), max(0, min(w, need_w - pw))  # the part of x the windows read
+    xpad[:, :, ph:ph + hh, pw:pw + ww] = x[:, :, :hh, :ww]
+    return xpad
+
+
+def _im2col_by_phase(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, need_h, need_w, out):
+    """im2col for sw > 1 from the column phases xph[n, c, r, row, u] = xpad[n, c, row, u*sw + r]:
+    tap j reads xpad column x_*sw + j*dw = xph column x_ + q of phase r, with (q, r) =
+    divmod(j*dw, sw), so each output row is a contiguous run (one strided copy per tap column j)."""
+    n, c = x.shape[:2]
+    wq = -(-need_w // sw)  # columns per phase
+    xpad = _pad(x, ph, pw, need_h, wq * sw)[:, :, :need_h, :wq * sw]  # the image may reach further
+    xph = np.ascontiguousarray(xpad.reshape(n, c, need_h, wq, sw).transpose(0, 1, 4, 2, 3))
+    s_n, s_c, _, s_h, s_w = xph.strides
+    out6 = out.reshape(n, c, kh, kw, oh, ow)
+    for j in range(kw):
+        q, r = divmod(j * dw, sw)
+        # windows[n, c, i, y, x_] = xph[n, c, r, y*sh + i*dh, x_ + q]
+        windows = as_strided(xph[:, :, r, :, q:], shape=(n, c, kh, oh, ow),
+                             strides=(s_n, s_c, dh * s_h, sh * s_h, s_w), writeable=False)
+        np.copyto(out6[:, :, :, j], windows)
     return out
 
 
