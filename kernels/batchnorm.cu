@@ -44,6 +44,26 @@ __device__ __forceinline__ void batch_norm_reduce_impl(
     }
 }
 
+// Partial sums for the batch statistics, the same layout as batch_norm_reduce:
+// part[c, p] = sum over m = p, p + P, ... of (x - shift[c]) ** power, power 1 or 2.
+// With shift = 0, power = 1 they add up to the sum (-> mean); with shift = mean,
+// power = 2 to the squared deviations (-> variance): two passes, which stay accurate
+// in float32 where sum(x^2)/M - mean^2 would cancel when |mean| >> std.
+template <typename T>
+__device__ __forceinline__ void batch_norm_moment_impl(
+    const T* __restrict__ x, const T* __restrict__ shift, T* __restrict__ part,
+    long long N, long long C, long long S, long long P, long long power) {
+    MC_KERNEL_LOOP(t, C * P) {
+        const long long c = t / P, p = t % P;
+        T sum = T(0);
+        for (long long m = p; m < N * S; m += P) {
+            const T d = x[((m / S) * C + c) * S + m % S] - shift[c];
+            sum += power == 2 ? d * d : d;
+        }
+        part[t] = sum;
+    }
+}
+
 // sum_gy and sum_gy_xhat are the finished per-channel sums (C,), only read
 // when training.
 template <typename T>
@@ -79,6 +99,12 @@ __device__ __forceinline__ void batch_norm_backward_impl(
         long long N, long long C, long long S, long long P) {                                  \
         batch_norm_reduce_impl<T>(gy, x, mean, invstd, part_gy, part_gy_xhat, N, C, S, P);     \
     }
+#define BN_MOMENT(SUFFIX, T)                                                                   \
+    extern "C" __global__ void batch_norm_moment_##SUFFIX(                                     \
+        const T* x, const T* shift, T* part, long long N, long long C, long long S,            \
+        long long P, long long power) {                                                        \
+        batch_norm_moment_impl<T>(x, shift, part, N, C, S, P, power);                          \
+    }
 #define BN_BACKWARD(SUFFIX, T)                                                                 \
     extern "C" __global__ void batch_norm_backward_##SUFFIX(                                   \
         const T* gy, const T* x, const T* mean, const T* invstd, const T* weight,              \
@@ -92,5 +118,7 @@ BN_FORWARD(f32, float)
 BN_FORWARD(f64, double)
 BN_REDUCE(f32, float)
 BN_REDUCE(f64, double)
+BN_MOMENT(f32, float)
+BN_MOMENT(f64, double)
 BN_BACKWARD(f32, float)
 BN_BACKWARD(f64, double)

@@ -434,6 +434,22 @@ def test_batch_norm_eval_backward_treats_the_statistics_as_constants(dtype):
     np.testing.assert_allclose(gbias, gy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 5), (3, 2, 30, 31), (2, 1, 1, 1)])
+def test_batch_norm_stats_match_a_float64_reference(dtype, shape):
+    """Two passes: accurate in float32 even with a mean far larger than the spread; the
+    (3, 2, 30, 31) case has more values per channel than partial sums."""
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal(shape) * 0.5 + 100).astype(dtype)
+    mean, var = cu.batch_norm_stats(x)
+    assert mean.dtype == var.dtype == dtype and mean.shape == var.shape == (shape[1],)
+    axes = (0,) + tuple(range(2, x.ndim))
+    ref_mean, ref_var = x.mean(axis=axes, dtype=np.float64), x.var(axis=axes, dtype=np.float64)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mean, ref_mean, **tol)
+    np.testing.assert_allclose(var, ref_var, **tol)
+
+
 def test_batch_norm_backward_partial_sums_cover_every_value():
     """More values per channel than partial sums: each partial adds several."""
     rng = np.random.default_rng(5)
@@ -513,6 +529,7 @@ def _twin_cases(dtype):
         "lrn_forward": (x, 3, 1e-2, 0.75, 1.0),
         "lrn_backward": (random_array(rng, x.shape, dtype), x, y_lrn.astype(dtype),
                          scale.astype(dtype), 3, 1e-2, 0.75),
+        "batch_norm_stats": (x,),
         "batch_norm_forward": (x, vec[0], invstd, vec[2], vec[1]),
         "batch_norm_backward": (random_array(rng, x.shape, dtype), x, vec[0], invstd, vec[2], True),
         "relu_backward": (random_array(rng, x.shape, dtype), x),

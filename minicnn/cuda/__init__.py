@@ -9,7 +9,7 @@ Importing this package needs no CuPy: the first kernel call compiles its
 says why CUDA cannot be used. ``minicnn.cuda.host.emulate()`` runs the same
 kernels on NumPy arrays on the CPU (built with g++), for reading and testing.
 """
-from .batchnorm import batch_norm_backward, batch_norm_forward
+from .batchnorm import batch_norm_backward, batch_norm_forward, batch_norm_stats
 from .conv import col2im, im2col
 from .elementwise import bias_relu, relu_backward
 from .lrn import lrn_backward, lrn_forward
@@ -19,5 +19,5 @@ from .unpool import max_unpool2d_backward, max_unpool2d_forward
 __all__ = [
     "im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
     "avg_pool2d_backward", "max_unpool2d_forward", "max_unpool2d_backward", "lrn_forward",
-    "lrn_backward", "batch_norm_forward", "batch_norm_backward", "relu_backward", "bias_relu",
+    "lrn_backward", "batch_norm_stats", "batch_norm_forward", "batch_norm_backward", "relu_backward", "bias_relu",
 ]

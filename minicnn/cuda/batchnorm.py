@@ -1,8 +1,9 @@
 """Batch normalisation's per-element passes on the GPU (kernels/batchnorm.cu).
 
-The op computes the per-channel mean and invstd = 1/sqrt(var + eps) itself
-(CuPy reductions); here they are applied, and back-propagated through, in
-single fused passes over x.
+``batch_norm_stats`` computes the per-channel mean and biased variance of a
+batch (two passes of partial sums, no temporaries the size of x); the op turns
+them into invstd = 1/sqrt(var + eps), and the other two functions apply them and
+back-propagate through them in single fused passes over x.
 """
 import math
 
@@ -18,6 +19,21 @@ def _channel_vector(op, name, xp, v, C, fill, dtype):
         return xp.full(C, fill, dtype=dtype)
     check_shape(op, name, v, (C,))
     return xp.ascontiguousarray(v, dtype=dtype)
+
+
+def batch_norm_stats(x):
+    """Per-channel mean and biased variance of x (N, C, *) over every axis but 1 -> (C,), (C,)."""
+    xp = array_module("batch_norm_stats", x)
+    x = xp.ascontiguousarray(x)
+    N, C, S = x.shape[0], x.shape[1], math.prod(x.shape[2:])
+    M = N * S
+    P = max(1, min(M, PARTIALS))
+    part = xp.empty((C, P), dtype=x.dtype)
+    name = kernel_name("batch_norm_stats", "batch_norm_moment", x.dtype)
+    launch("batchnorm", name, C * P, x, xp.zeros(C, x.dtype), part, N, C, S, P, 1)
+    mean = part.sum(axis=1) / M
+    launch("batchnorm", name, C * P, x, mean, part, N, C, S, P, 2)
+    return mean, part.sum(axis=1) / M
 
 
 def batch_norm_forward(x, mean, invstd, weight, bias):
