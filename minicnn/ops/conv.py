@@ -206,9 +206,10 @@ class Conv2d(Function):
         need_x, need_w = self.needs_input_grad[:2]
         gw = None
         if need_w:  # first, as the input gradient may reuse the column buffer
-            # col @ gy^T runs 5-25% faster than gy @ col^T in OpenBLAS, but not with few rows: a
-            # few-row product (e.g. a 1-channel image) is slow and erratic in a threaded BLAS
-            tall = math.prod(w.shape[1:]) >= 128
+            # col @ gy^T runs 5-25% faster than gy @ col^T in OpenBLAS on per-image products, but
+            # 10-15% slower on the wide products of small maps; and a few-row product (e.g. a
+            # 1-channel image) is slow and erratic in a threaded BLAS
+            tall = math.prod(w.shape[1:]) >= 128 and self.oh * self.ow >= _SMALL_MAP_PIXELS
             for tile in tiles:
                 gw = _add_weight_grad(xp, plan.columns(x, tile), plan.grid(gy, tile), gw, tall)
             if gw is None:  # an empty batch has no tiles
@@ -229,14 +230,17 @@ class Conv2d(Function):
         return grads
 
 
+_SMALL_MAP_PIXELS = 1024  # maps with fewer pixels (oh*ow) put a tile's images into one GEMM
+
+
 def _add_weight_grad(xp, col, gy_t, acc, tall):
     """acc + sum_n gy_t[n] @ col[n]^T (G, Og, K) for col (nb, G, K, L), gy_t (nb, G, Og, L);
     ``acc`` may be None. With ``tall`` it is the transpose, col @ gy^T (G, K, Og), which BLAS
-    runs faster. Small maps put all images into one GEMM
-    with inner dimension nb*L instead of nb thin ones (the copies are cheap there).
+    runs faster on the per-image products of big maps. Small maps put all images into one
+    GEMM with inner dimension nb*L instead of nb thin ones (the copies are cheap there).
     """
     nb, g, k, length = col.shape
-    if nb > 1 and length < 1024:
+    if nb > 1 and length < _SMALL_MAP_PIXELS:
         col = col.transpose(1, 2, 0, 3).reshape(1, g, k, nb * length)
         gy_t = gy_t.transpose(1, 2, 0, 3).reshape(1, g, -1, nb * length)
     for n in range(col.shape[0]):
