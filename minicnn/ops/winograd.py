@@ -1,0 +1,207 @@
+"""3x3 stride-1 convolution by Winograd's minimal filtering algorithm F(2x2, 3x3) (CPU).
+
+Why: im2col + GEMM spends 9 multiply-adds per output pixel and input channel, and the GEMM
+already runs near the BLAS peak, so the only way to go faster is to multiply less. Winograd's
+F(2x2, 3x3) computes a 2x2 block of outputs of a 3x3 filter from a 4x4 input patch with 16
+multiplications instead of 2*2*9 = 36: 2.25x fewer, paid for with additions.
+
+The 1-D idea, F(2, 3): two outputs y0 = d0 g0 + d1 g1 + d2 g2, y1 = d1 g0 + d2 g1 + d3 g2 of a
+3-tap filter g over 4 inputs d need only 4 products::
+
+    m0 = (d0 - d2) g0                m1 = (d1 + d2) (g0 + g1 + g2)/2
+    m3 = (d1 - d3) g2                m2 = (d2 - d1) (g0 - g1 + g2)/2
+    y0 = m0 + m1 + m2                y1 = m1 - m2 - m3
+
+In matrix form y = A^T [(G g) ⊙ (B^T d)] with the matrices below; nesting it along rows and
+columns gives the 2-D algorithm for one 4x4 patch d and one 3x3 filter g::
+
+    Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A          (⊙: elementwise, all 4x4 inside the brackets)
+
+A convolution layer sums over input channels, and the sum commutes with A^T (.) A. So with
+U = G g G^T for every filter (o, c), V = B^T d B for every patch (c, tile) and the 16
+positions (xi, nu) of the 4x4 Winograd domain kept apart, a whole layer is::
+
+    U[xi*4 + nu] (O, C)     the transformed filters
+    V[xi*4 + nu] (C, T)     the transformed input patches, T tiles (2x2 output blocks)
+    M[k] = U[k] @ V[k]      16 independent GEMMs (O, C) x (C, T), k = xi*4 + nu
+    Y_t = A^T M_t A         back to a 2x2 block of output for every tile t and channel o
+
+Neighbouring patches overlap by 2 rows/columns (the tiles step by 2). For oh or ow odd the
+last tile is partial: its missing outputs are computed from zero input and dropped.
+
+Backward runs the same steps transposed, in reverse order. With gM_t = A gY_t A^T (the
+adjoint of the output transform)::
+
+    gU[k] = sum_t gM[k] V[k]^T   then   gw = G^T gU G     (weight gradient)
+    gV[k] = U[k]^T gM[k]         then   gd_t = B gV_t B^T (input gradient: the patches'
+                                                           gradients summed where they overlap)
+
+so one transform of gy serves both gradients, and the GEMM counts equal the forward's.
+
+Cost (C = O = 64, 56x56 maps): the GEMMs do 16/4 = 4 multiply-adds per output pixel
+and channel instead of 9; each transform is a few additions per element but touches 4x
+the image (16 values per 2x2 tile), so it is memory traffic that decides small layers.
+
+Accuracy: the transforms only add and halve, so float32 results stay close to direct
+convolution's (measured in tests/test_winograd.py). F(4x4, 3x3) saves more multiplications
+but its matrices hold 1/4, 1/6, 1/24 ... and its float32 error grows several-fold; not used.
+
+The transforms run as numba loops (``minicnn/cpu/winograd.py``); the 16 GEMMs per tile
+chunk run in BLAS through ``np.matmul``. Scratch (V and M for a chunk of tiles) stays under
+``get_workspace_limit()`` bytes and reuses the im2col path's host buffer.
+"""
+import numpy as np
+
+from ..cpu import winograd as kernels
+from .conv import _column_buffer, get_workspace_limit
+
+# F(2x2, 3x3): m = 2 outputs per tile side, r = 3 filter taps, alpha = m + r - 1 = 4
+B_T = np.array([[1, 0, -1, 0],
+                [0, 1, 1, 0],
+                [0, -1, 1, 0],
+                [0, 1, 0, -1]], dtype=np.float64)  # input transform: V = B^T d B
+G = np.array([[1, 0, 0],
+              [0.5, 0.5, 0.5],
+              [0.5, -0.5, 0.5],
+              [0, 0, 1]], dtype=np.float64)  # filter transform: U = G g G^T
+A_T = np.array([[1, 1, 1, 0],
+                [0, 1, -1, -1]], dtype=np.float64)  # output transform: Y = A^T M A
+
+# Below these sizes im2col + GEMM is as fast or faster (measured, 1 thread; see supports)
+MIN_CHANNELS = 16
+MIN_PIXELS = 64
+
+
+def supports(x_shape, w_shape, stride, padding, dilation, groups):
+    """True when conv2d of these shapes can run (and pays off) as Winograd F(2x2, 3x3):
+    a 3x3 kernel, stride 1, dilation 1, groups 1, padding 0..2 on each side, and enough
+    channels and output pixels that the transforms cost less than the multiplications saved."""
+    def pair(v):
+        return (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+
+    if len(x_shape) != 4 or len(w_shape) != 4 or tuple(w_shape[2:]) != (3, 3):
+        return False
+    if pair(stride) != (1, 1) or pair(dilation) != (1, 1) or groups != 1:
+        return False
+    ph, pw = pair(padding)
+    if not (0 <= ph <= 2 and 0 <= pw <= 2):
+        return False
+    _, c, h, w = x_shape
+    oh, ow = h + 2 * ph - 2, w + 2 * pw - 2
+    return min(c, w_shape[0]) >= MIN_CHANNELS and oh >= 1 and ow >= 1 and oh * ow >= MIN_PIXELS
+
+
+# U = G g G^T for all O*C filters as one GEMM: flattened, U[xi*4 + nu] = sum_{i,j}
+# G[xi, i] G[nu, j] g[i, j], i.e. the 16x9 matrix kron(G, G) times the 9 taps
+_KRON_G = np.kron(G, G)  # (16, 9): row xi*4 + nu, column i*3 + j
+
+
+def filter_transform(w):
+    """w (O, C, 3, 3) -> U (16, O, C): U[xi*4 + nu, o, c] = (G w[o, c] G^T)[xi, nu]."""
+    o, c = w.shape[:2]
+    u = _KRON_G.astype(w.dtype) @ w.reshape(o * c, 9).T
+    return u.reshape(16, o, c)
+
+
+def filter_transform_adjoint(gu):
+    """gU (16, O, C) -> gw (O, C, 3, 3) with gw[o, c] = G^T gU[:, o, c] G (the 4x4 index
+    unfolded): the adjoint of ``filter_transform``."""
+    _, o, c = gu.shape
+    gw = gu.reshape(16, o * c).T @ _KRON_G.astype(gu.dtype)
+    return gw.reshape(o, c, 3, 3)
+
+
+def _tile_grid(x_shape, padding):
+    """Output size (oh, ow) and the grid of 2x2 tiles (th, tw) that covers it."""
+    _, _, h, w = x_shape
+    ph, pw = padding
+    oh, ow = h + 2 * ph - 2, w + 2 * pw - 2
+    return oh, ow, (oh + 1) // 2, (ow + 1) // 2
+
+
+def _chunks(n, th, tw, tile_bytes):
+    """Split the tiles into pieces (n0, n1, ty0, ty1) whose scratch (``tile_bytes`` per tile)
+    fits the workspace limit: as many whole images as fit, else bands of tile rows of one image."""
+    limit = get_workspace_limit()
+    image_bytes = tile_bytes * th * tw
+    if image_bytes <= limit:
+        step = max(1, limit // image_bytes)
+        return [(n0, min(n, n0 + step), 0, th) for n0 in range(0, n, step)]
+    rows = max(1, limit // (tile_bytes * tw))
+    return [(i, i + 1, ty0, min(th, ty0 + rows)) for i in range(n) for ty0 in range(0, th, rows)]
+
+
+def _scratch(dtype, c, o, tiles):
+    """Two views of the reusable host buffer: a (16, c, tiles) and a (16, o, tiles) array."""
+    buf = _column_buffer(np, (16 * (c + o) * tiles,), dtype)
+    return buf[:16 * c * tiles].reshape(16, c, tiles), buf[16 * c * tiles:].reshape(16, o, tiles)
+
+
+def conv2d(x, w, padding):
+    """y = conv2d(x, w) without bias, stride 1: x (N, C, H, W), w (O, C, 3, 3), padding (ph, pw)
+    -> y (N, O, H + 2ph - 2, W + 2pw - 2), as 16 GEMMs M[k] = U[k] @ V[k] per chunk of tiles."""
+    n, c, _, _ = x.shape
+    o = w.shape[0]
+    ph, pw = padding
+    oh, ow, th, tw = _tile_grid(x.shape, padding)
+    x = np.ascontiguousarray(x)  # the kernels are compiled for C-contiguous arrays
+    y = np.empty((n, o, oh, ow), x.dtype)
+    u = filter_transform(w)
+    for n0, n1, ty0, ty1 in _chunks(n, th, tw, 16 * (c + o) * x.itemsize):
+        v, m = _scratch(x.dtype, c, o, (n1 - n0) * (ty1 - ty0) * tw)
+        kernels.input_transform(x, ph, pw, n0, ty0, ty1, tw, v)
+        np.matmul(u, v, out=m)
+        kernels.output_transform(m, n0, ty0, ty1, tw, y)
+    return y
+
+
+def conv2d_backward(x, gy, w, padding, need_input=True, need_weight=True):
+    """Both gradients of ``conv2d`` at once, from one transform of gy per chunk:
+    returns (gx, gw), None where not asked for."""
+    return _gradients(gy, padding, x.shape, x if need_weight else None, w if need_input else None)
+
+
+def conv2d_input_grad(gy, w, x_shape, padding):
+    """gx (N, C, H, W) = d sum(conv2d(x, w, padding) * gy) / dx: gV[k] = U[k]^T gM[k], then
+    each patch's gd_t = B gV_t B^T added onto the place it was read from."""
+    return _gradients(gy, padding, tuple(x_shape), None, w)[0]
+
+
+def conv2d_weight_grad(x, gy, w_shape, padding):
+    """gw (O, C, 3, 3) = d sum(conv2d(x, w, padding) * gy) / dw: gU[k] = sum_t gM[k] V[k]^T
+    over all tiles, then gw = G^T gU G."""
+    if tuple(w_shape) != (gy.shape[1], x.shape[1], 3, 3):
+        raise ValueError(f"winograd.conv2d_weight_grad: weight shape {tuple(w_shape)} does not match "
+                         f"input {x.shape} and output gradient {gy.shape}")
+    return _gradients(gy, padding, x.shape, x, None)[1]
+
+
+def _gradients(gy, padding, x_shape, x, w):
+    """(gx or None, gw or None): the input gradient needs w, the weight gradient needs x.
+
+    Per chunk of tiles: gM = A gY A^T once; gU += gM V^T (V = B^T d B rebuilt from x);
+    gV = U^T gM (written over V, no longer needed) folded back into gx."""
+    n, c, h, wd = x_shape
+    o = gy.shape[1]
+    ph, pw = padding
+    _, _, th, tw = _tile_grid(x_shape, padding)
+    gy = np.ascontiguousarray(gy)  # gradients may arrive as broadcast views
+    x = None if x is None else np.ascontiguousarray(x)
+    chunks = _chunks(n, th, tw, 16 * (c + o) * gy.itemsize)
+    banded = any(ty1 - ty0 < th for _, _, ty0, ty1 in chunks)  # bands share edge rows: add up
+    gx = gu = None
+    if w is not None:
+        u_t = filter_transform(w).transpose(0, 2, 1)  # (16, C, O)
+        gx = (np.zeros if banded else np.empty)(x_shape, gy.dtype)
+    if x is not None:
+        gu = np.zeros((16, o, c), gy.dtype)
+    for n0, n1, ty0, ty1 in chunks:
+        v, gm = _scratch(gy.dtype, c, o, (n1 - n0) * (ty1 - ty0) * tw)
+        kernels.output_transform_adjoint(gy, n0, ty0, ty1, tw, gm)
+        if x is not None:
+            kernels.input_transform(x, ph, pw, n0, ty0, ty1, tw, v)
+            gu += np.matmul(gm, v.transpose(0, 2, 1))
+        if w is not None:
+            np.matmul(u_t, gm, out=v)
+            kernels.input_transform_adjoint(v, ph, pw, n0, ty0, ty1, tw, banded, gx)
+    return gx, None if gu is None else filter_transform_adjoint(gu)
