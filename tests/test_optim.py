@@ -404,3 +404,58 @@ def test_clip_grad_value():
     a = param([0.0, 0.0, 0.0], grad=[-3.0, 0.5, 2.0])
     clip_grad_value_([a], 1.0)
     np.testing.assert_array_equal(a.grad.numpy(), [-1.0, 0.5, 1.0])
+
+
+# -- the CPU's fused one-pass updates (minicnn.cpu.optim) against the NumPy code, bit for bit -----
+
+FUSED_CASES = [
+    (optim.SGD, dict(lr=0.1)),
+    (optim.SGD, dict(lr=0.1, momentum=0.9)),
+    (optim.SGD, dict(lr=0.05, momentum=0.8, dampening=0.3, weight_decay=1e-2)),
+    (optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True, maximize=True)),
+    (optim.Adam, dict(lr=1e-2)),
+    (optim.Adam, dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
+    (optim.AdamW, dict(lr=1e-2, betas=(0.8, 0.99), weight_decay=0.5)),
+    (optim.AdamW, dict(lr=1e-2, amsgrad=True, maximize=True)),
+]
+
+
+def _run(opt_cls, kw, shape, dtype, steps=4):
+    rng = np.random.default_rng(11)
+    p = mc.tensor(rng.standard_normal(shape).astype(dtype), requires_grad=True)
+    opt = opt_cls([p], **kw)
+    for _ in range(steps):
+        set_grad(p, rng.standard_normal(shape))
+        opt.step()
+    return p.data, opt.state_dict()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 5), (70000,)])  # the serial and the multi-threaded kernel
+@pytest.mark.parametrize("opt_cls, kw", FUSED_CASES)
+def test_fused_cpu_update_matches_numpy_bit_for_bit(opt_cls, kw, shape, dtype, monkeypatch):
+    import minicnn.cpu as cpu
+
+    fused_p, fused_state = _run(opt_cls, kw, shape, dtype)
+    monkeypatch.delattr(cpu, "sgd_step")
+    monkeypatch.delattr(cpu, "adam_step")
+    numpy_p, numpy_state = _run(opt_cls, kw, shape, dtype)
+    assert fused_p.dtype == dtype
+    np.testing.assert_array_equal(fused_p, numpy_p)
+    assert fused_state["state"].keys() == numpy_state["state"].keys() == ({0} if opt_cls is not optim.SGD or kw.get("momentum") else set())
+    a, b = fused_state["state"].get(0, {}), numpy_state["state"].get(0, {})
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+        assert np.asarray(a[k]).dtype == np.asarray(b[k]).dtype
+
+
+def test_fused_sgd_takes_the_numpy_path_for_other_arrays():
+    from minicnn.cpu import sgd_step
+
+    p = np.ones((4, 4), np.float32)
+    assert not sgd_step(p, np.ones((4, 4), np.float64), None, 0.1, 0, 0, 0, False, False)  # mixed dtypes
+    assert not sgd_step(p, np.ones((4, 8), np.float32)[:, ::2], None, 0.1, 0, 0, 0, False, False)  # a view
+    np.testing.assert_array_equal(p, 1)
+    assert sgd_step(p, np.ones((4, 4), np.float32), None, 0.5, 0, 0, 0, False, False)
+    np.testing.assert_array_equal(p, 0.5)

@@ -39,6 +39,10 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(p.data)
         state["step"] += 1
         t = state["step"]
+        fused = getattr(backend.kernels(p.data), "adam_step", None)  # the CPU has a one-pass kernel
+        if fused is not None and fused(p.data, g, state["exp_avg"], state["exp_avg_sq"],
+                                       state.get("max_exp_avg_sq"), lr, wd, self._decoupled, beta1, beta2, eps, t):
+            return
         if wd != 0:
             if self._decoupled:
                 p.data *= 1 - lr * wd

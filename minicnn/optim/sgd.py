@@ -8,6 +8,7 @@ For each parameter p with gradient g (PyTorch's formulation)::
     g = g + momentum * b   if nesterov else   b
     p = p - lr * g
 """
+from .. import backend
 from .optimizer import Optimizer, check_hyper
 
 
@@ -24,6 +25,16 @@ class SGD(Optimizer):
 
     def _update(self, p, g, group, state):
         wd, mom = group["weight_decay"], group["momentum"]
+        fused = getattr(backend.kernels(p.data), "sgd_step", None)  # the CPU has a one-pass kernel
+        if fused is not None:
+            buf = state.get("momentum_buffer")
+            first = mom != 0 and buf is None
+            if first:
+                buf = backend.array_module(p.data).empty_like(p.data)
+            if fused(p.data, g, buf, group["lr"], wd, mom, group["dampening"], group["nesterov"], first):
+                if first:
+                    state["momentum_buffer"] = buf
+                return
         if wd != 0:
             g = g + wd * p.data
         if mom != 0:
