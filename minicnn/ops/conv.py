@@ -305,15 +305,21 @@ class ConvTranspose2d(Function):
         plan = _ColumnPlan(gy.shape, self.win, x.shape[2], x.shape[3], g)
         need_x, need_w = self.needs_input_grad[:2]
         gx = xp.empty(x.shape, x.dtype) if need_x else None
-        gw = xp.zeros((g, w.shape[0] // g, math.prod(w.shape[1:])), w.dtype) if need_w else None
+        gw = None
+        tall = math.prod(w.shape[1:]) >= 128 and x.shape[2] * x.shape[3] >= _SMALL_MAP_PIXELS  # as in Conv2d
         wmat = w.reshape(g, w.shape[0] // g, -1)  # (G, Cing, Coutg*kh*kw)
         for tile in plan.tiles(x.shape[0], x.itemsize):
             col = plan.columns(gy, tile)  # (nb, G, Coutg*kh*kw, L)
             if need_x:
                 xp.matmul(wmat, col, out=plan.grid(gx, tile))
-            if need_w:
-                gw += xp.matmul(plan.grid(x, tile), col.transpose(0, 1, 3, 2)).sum(axis=0)
-        grads = (gx, None if gw is None else gw.reshape(w.shape))
+            if need_w:  # gW = sum_n x_n @ col_n^T: conv2d's weight gradient with x in the place of gy
+                gw = _add_weight_grad(xp, col, plan.grid(x, tile), gw, tall)
+        if need_w:
+            if gw is None:  # an empty batch has no tiles
+                gw = xp.zeros(w.shape, w.dtype)
+            else:
+                gw = xp.ascontiguousarray(gw.transpose(0, 2, 1) if tall else gw).reshape(w.shape)
+        grads = (gx, gw)
         if len(self.needs_input_grad) == 3:
             grads += (gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None,)
         return grads
