@@ -478,6 +478,43 @@ def test_im2col_by_phase_matches_the_strided_view(monkeypatch, threshold):
     np.testing.assert_array_equal(out, kernels.im2col(x32, 7, 7, 2, 2, 3, 3, 1, 1, 9, 9))
 
 
+def _weight_grad_by_taps(image, gy, kernel, stride, padding, dilation, groups):
+    """gw[o, c, i, j] = sum_{n, y, x} gy[n, o, y, x] * image[n, g*Cg + c, y*sh - ph + i*dh, x*sw - pw + j*dw],
+    one einsum per tap: a reference fast enough for maps big enough to take the col @ gy^T path."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    n, c, h, w = image.shape
+    o, oh, ow = gy.shape[1:]
+    pad = np.zeros((n, c, h + 2 * ph + sh * oh + dh * kh, w + 2 * pw + sw * ow + dw * kw))
+    pad[:, :, ph:ph + h, pw:pw + w] = image
+    cg, og = c // groups, o // groups
+    gw = np.zeros((o, cg, kh, kw))
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                taps = pad[:, g * cg:(g + 1) * cg, i * dh:i * dh + sh * oh:sh, j * dw:j * dw + sw * ow:sw]
+                gw[g * og:(g + 1) * og, :, i, j] = np.einsum("noyx,ncyx->oc", gy[:, g * og:(g + 1) * og], taps)
+    return gw
+
+
+@pytest.mark.parametrize("small_map_pixels", [1024, 2**30])  # col @ gy^T (the default here), gy @ col^T
+def test_weight_gradient_of_big_maps_in_both_gemm_orientations(monkeypatch, small_map_pixels):
+    monkeypatch.setattr(conv_ops, "_SMALL_MAP_PIXELS", small_map_pixels)
+    rng = np.random.default_rng(32)
+    # conv2d: 144 rows of columns per group, 33*32 output pixels
+    x, w = rng.standard_normal((2, 32, 65, 64)), rng.standard_normal((8, 16, 3, 3))
+    kw = dict(stride=(2, 2), padding=(1, 1), dilation=(1, 1), groups=2)
+    gy = rng.standard_normal(F.conv2d(mc.tensor(x), mc.tensor(w), **kw).shape)
+    assert gy.shape[2:] == (33, 32)
+    _, (_, gw, _) = _run(F.conv2d, x, w, None, gy, **kw)
+    np.testing.assert_allclose(gw, _weight_grad_by_taps(x, gy, (3, 3), **kw), rtol=0, atol=TOL)
+    # conv_transpose2d: gW[cin, o] correlates gy (as the image) with x (as the gradient)
+    x, w = rng.standard_normal((2, 8, 32, 33)), rng.standard_normal((8, 16, 3, 3))
+    kw = dict(stride=(1, 1), padding=(1, 1), dilation=(2, 1), groups=1)
+    gy = rng.standard_normal(F.conv_transpose2d(mc.tensor(x), mc.tensor(w), **kw).shape)
+    _, (_, gw, _) = _run(F.conv_transpose2d, x, w, None, gy, **kw)
+    np.testing.assert_allclose(gw, _weight_grad_by_taps(gy, x, (3, 3), **kw), rtol=0, atol=TOL)
+
+
 def test_workspace_limit_bounds_peak_memory(workspace_limit):
     """A 3x3 conv's columns are 9x the image; under a small limit, forward+backward stays near
     the sizes of the image and its gradient."""
