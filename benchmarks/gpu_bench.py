@@ -7,12 +7,13 @@
 ResNet-50: SGD (momentum 0.9) training steps on random data, float32; the time per
 step is measured with CUDA events around ``--steps`` steps after ``--warmup`` steps
 (the first step also compiles the kernels with NVRTC). U-Net (the paper's network,
-31M parameters, 1 -> 2 channels): the CuPy memory pool's high-water mark for one
-training step at batch 1 and batch 2; their difference is the memory per image, the
-rest is the weights, gradients, optimizer state and workspace.
+31M parameters, 1 -> 2 channels): the peak of live GPU memory (a CuPy memory hook)
+during a training step, above the weights, gradients and optimizer state, at batch 1
+and batch 2; their difference is the memory per image, the rest is workspace.
 
 When PyTorch with CUDA imports, the same two figures are measured for it (torchvision's
-ResNet-50; a twin of the paper's U-Net in torch.nn; TF32 off on both sides, as CuPy's
+ResNet-50; a twin of the paper's U-Net in torch.nn, whose peak is
+torch.cuda.max_memory_allocated; TF32 off on both sides, as CuPy's
 cuBLAS does not use it unless CUPY_TF32=1) and the ratio is printed. ``--profile`` times
 every op's forward and backward of one ResNet-50 step with a synchronize around each,
 grouped by op kind (the sum exceeds the step time by the synchronisations).
@@ -60,13 +61,33 @@ def resnet50_step_time(cp, batch, size, steps, warmup):
     return cp.cuda.get_elapsed_time(start, end) / steps, wall, loss.item()
 
 
-def unet_pool_peak(cp, batch, size):
-    """Bytes the memory pool holds after one U-Net training step from an empty pool.
-    The pool keeps every block it ever handed out for reuse, so this is the step's
-    peak usage (plus fragmentation)."""
+class _PeakLive:
+    """A CuPy memory hook: bytes of live (handed out, not yet freed) pool blocks, and their
+    peak. Comparable to torch.cuda.max_memory_allocated; the pool may hold more."""
+
+    def __init__(self, cp):
+        hook = self
+
+        class Hook(cp.cuda.MemoryHook):
+            name = "PeakLive"
+
+            def malloc_postprocess(self, device_id, size, mem_size, mem_ptr, pmem_id):
+                hook.live += mem_size
+                hook.peak = max(hook.peak, hook.live)
+
+            def free_postprocess(self, device_id, mem_size, mem_ptr, pmem_id):
+                hook.live -= mem_size
+
+        self.live = self.peak = 0
+        self.hook = Hook()
+
+
+def unet_peak(cp, batch, size):
+    """Peak live bytes in the second of two U-Net training steps (the first one compiles
+    the kernels), above what was live before the step (the weights, gradients and
+    optimizer state), and the memory pool's size at the end."""
     pool = cp.get_default_memory_pool()
     pool.free_all_blocks()
-    before = pool.total_bytes()
     rng = np.random.default_rng(1)
     model = models.unet(in_channels=1, num_classes=2).to("cuda")
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -76,10 +97,14 @@ def unet_pool_peak(cp, batch, size):
     y = mc.tensor(rng.integers(0, 2, (batch,) + tuple(out_hw)), device="cuda")
     train_step(model, opt, x, y)
     cp.cuda.Device().synchronize()
-    peak = pool.total_bytes() - before
+    tracker = _PeakLive(cp)
+    with tracker.hook:
+        train_step(model, opt, x, y)
+        cp.cuda.Device().synchronize()
+    reserved = pool.total_bytes()
     del model, opt, x, y
     pool.free_all_blocks()
-    return peak
+    return tracker.peak, reserved
 
 
 def torch_resnet50_step_time(torch, batch, size, steps, warmup):
@@ -110,7 +135,9 @@ def torch_resnet50_step_time(torch, batch, size, steps, warmup):
 
 
 def torch_unet_peak(torch, batch, size):
-    """Peak bytes torch's caching allocator hands out for one step of the paper's U-Net."""
+    """Peak bytes torch's caching allocator hands out in the second of two training steps of
+    the paper's U-Net (the first one picks cuDNN's algorithms), above what was allocated
+    before the step; and the number of parameters."""
     nn = torch.nn
 
     def double(cin, cout):
@@ -141,18 +168,25 @@ def torch_unet_peak(torch, batch, size):
     model = UNet().cuda()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, 1, size, size, device="cuda")
+
+    def step():
+        opt.zero_grad()
+        out = model(x)
+        y = torch.randint(0, 2, (batch,) + tuple(out.shape[-2:]), device="cuda")
+        torch.nn.functional.cross_entropy(out, y).backward()
+        opt.step()
+
+    step()
+    torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
-    out = model(x)
-    y = torch.randint(0, 2, (batch,) + tuple(out.shape[-2:]), device="cuda")
-    torch.nn.functional.cross_entropy(out, y).backward()
-    opt.step()
+    step()
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - base
-    model_params = list(model.parameters())
-    del model, opt, x, y, out
+    count = sum(p.numel() for p in model.parameters())
+    del model, opt, x
     torch.cuda.empty_cache()
-    return peak, sum(p.numel() for p in model_params)
+    return peak, count
 
 
 def _import_torch_cuda():
@@ -256,11 +290,12 @@ def main(argv=None):
         t_ms, t_loss = torch_resnet50_step_time(torch, args.batch, args.size, args.steps, args.warmup)
         print(f"  PyTorch: {t_ms:.1f} ms per step (loss {t_loss:.3f}); minicnn / PyTorch = {gpu_ms / t_ms:.2f}")
 
-    one, two = (unet_pool_peak(cp, b, args.unet_size) for b in (1, 2))
+    (one, pool_one), (two, pool_two) = (unet_peak(cp, b, args.unet_size) for b in (1, 2))
     mib = 2**20
     print(f"U-Net (31M parameters) training step, {args.unet_size}x{args.unet_size}, float32: "
-          f"memory pool peak {one / mib:.0f} MiB at batch 1, {two / mib:.0f} MiB at batch 2 "
-          f"-> {(two - one) / mib:.0f} MiB per image")
+          f"peak live memory in a step {one / mib:.0f} MiB at batch 1, {two / mib:.0f} MiB at batch 2 "
+          f"-> {(two - one) / mib:.0f} MiB per image (memory pool {pool_one / mib:.0f} / "
+          f"{pool_two / mib:.0f} MiB in all)")
     if torch is not None:
         (t_one, count), (t_two, _) = (torch_unet_peak(torch, b, args.unet_size) for b in (1, 2))
         print(f"  PyTorch ({count:,} parameters): peak {t_one / mib:.0f} MiB at batch 1, {t_two / mib:.0f} MiB at batch 2 -> "
