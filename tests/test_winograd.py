@@ -241,4 +241,10 @@ def test_supports():
     assert not wg.supports(x, (64, 64, 5, 5), 1, 2, 1, 1)  # 5x5
     assert not wg.supports(x, (64, 64, 3, 1), 1, 1, 1, 1)
     assert not wg.supports(x, w, 1, 3, 1, 1)  # padding 3
-    assert not wg.supports((1, 3, 256, 256), (64, 3, 3, 3), 1, 1, 1, 1)  # 3 input channels: no gain
+    # where the transforms cost more than the multiplications saved
+    assert not wg.supports((1, 3, 256, 256), (64, 3, 3, 3), 1, 1, 1, 1)  # 3 input channels
+    assert not wg.supports((1, 64, 256, 256), (4, 64, 3, 3), 1, 1, 1, 1)  # 4 output channels
+    assert wg.supports((1, 8, 256, 256), (8, 8, 3, 3), 1, 1, 1, 1)
+    assert wg.supports((8, 512, 7, 7), (512, 512, 3, 3), 1, 1, 1, 1)  # 8 * 4 * 4 = 128 tiles
+    assert not wg.supports((4, 512, 7, 7), (512, 512, 3, 3), 1, 1, 1, 1)  # 64 tiles
+    assert not wg.supports((8, 512, 7, 7), (512, 512, 3, 3), 1, 0, 1, 1)  # 8 * 3 * 3 = 72 tiles

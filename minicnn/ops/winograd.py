@@ -67,15 +67,19 @@ G = np.array([[1, 0, 0],
 A_T = np.array([[1, 1, 1, 0],
                 [0, 1, -1, -1]], dtype=np.float64)  # output transform: Y = A^T M A
 
-# Below these sizes im2col + GEMM is as fast or faster (measured, 1 thread; see supports)
-MIN_CHANNELS = 16
-MIN_PIXELS = 64
+# Below these sizes im2col + GEMM is as fast or faster (1 thread, float32, f+b). Few input
+# channels: 3->64@56 b8 forward 2.2x slower, 8->64 even; few output channels: 64->4 input
+# gradient 2.8x slower; one channel hits a slow NumPy path for K=1 products (8x slower).
+# Few tiles: the filter transforms (16*O*C values each way) are not paid back: 512->512@4 b8
+# (32 tiles) 1.30x slower, @7 b4 (64 tiles) 1.15x, @7 b8 (128 tiles) 0.95x.
+MIN_CHANNELS = 8
+MIN_TILES = 128
 
 
 def supports(x_shape, w_shape, stride, padding, dilation, groups):
     """True when conv2d of these shapes can run (and pays off) as Winograd F(2x2, 3x3):
-    a 3x3 kernel, stride 1, dilation 1, groups 1, padding 0..2 on each side, and enough
-    channels and output pixels that the transforms cost less than the multiplications saved."""
+    a 3x3 kernel, stride 1, dilation 1, groups 1, padding 0..2 on each side, at least
+    MIN_CHANNELS input and output channels and MIN_TILES 2x2 output tiles in the batch."""
     def pair(v):
         return (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
 
@@ -86,9 +90,10 @@ def supports(x_shape, w_shape, stride, padding, dilation, groups):
     ph, pw = pair(padding)
     if not (0 <= ph <= 2 and 0 <= pw <= 2):
         return False
-    _, c, h, w = x_shape
+    n, c, h, w = x_shape
     oh, ow = h + 2 * ph - 2, w + 2 * pw - 2
-    return min(c, w_shape[0]) >= MIN_CHANNELS and oh >= 1 and ow >= 1 and oh * ow >= MIN_PIXELS
+    tiles = n * ((oh + 1) // 2) * ((ow + 1) // 2)
+    return min(c, w_shape[0]) >= MIN_CHANNELS and oh >= 1 and ow >= 1 and tiles >= MIN_TILES
 
 
 # U = G g G^T for all O*C filters as one GEMM: flattened, U[xi*4 + nu] = sum_{i,j}
@@ -119,15 +124,24 @@ def _tile_grid(x_shape, padding):
     return oh, ow, (oh + 1) // 2, (ow + 1) // 2
 
 
+# Chunks of about 4 MiB of scratch (V and M) stay in the cache between the transform that
+# writes them and the GEMM that reads them: 1 thread, float32, f+b ms at 4 MiB vs one 64 MiB
+# chunk: 64->64@56 b8 46.7 vs 54.4, 64->64@256 b1 114 vs 147. But a GEMM needs a few hundred
+# tile columns to run at full speed (512->512@7 b8: 128 tiles in one chunk 67, two 85).
+_CHUNK_BYTES = 4 * 2**20
+_MIN_CHUNK_TILES = 256
+
+
 def _chunks(n, th, tw, tile_bytes):
     """Split the tiles into pieces (n0, n1, ty0, ty1) whose scratch (``tile_bytes`` per tile)
-    fits the workspace limit: as many whole images as fit, else bands of tile rows of one image."""
-    limit = get_workspace_limit()
+    is about ``_CHUNK_BYTES`` and at most the workspace limit: as many whole images as fit,
+    else bands of tile rows of one image."""
+    target = min(get_workspace_limit(), max(_CHUNK_BYTES, _MIN_CHUNK_TILES * tile_bytes))
     image_bytes = tile_bytes * th * tw
-    if image_bytes <= limit:
-        step = max(1, limit // image_bytes)
+    if image_bytes <= target:
+        step = max(1, target // image_bytes)
         return [(n0, min(n, n0 + step), 0, th) for n0 in range(0, n, step)]
-    rows = max(1, limit // (tile_bytes * tw))
+    rows = max(1, target // (tile_bytes * tw))
     return [(i, i + 1, ty0, min(th, ty0 + rows)) for i in range(n) for ty0 in range(0, th, rows)]
 
 
@@ -193,15 +207,16 @@ def _gradients(gy, padding, x_shape, x, w):
     if w is not None:
         u_t = filter_transform(w).transpose(0, 2, 1)  # (16, C, O)
         gx = (np.zeros if banded else np.empty)(x_shape, gy.dtype)
-    if x is not None:
-        gu = np.zeros((16, o, c), gy.dtype)
     for n0, n1, ty0, ty1 in chunks:
         v, gm = _scratch(gy.dtype, c, o, (n1 - n0) * (ty1 - ty0) * tw)
         kernels.output_transform_adjoint(gy, n0, ty0, ty1, tw, gm)
         if x is not None:
             kernels.input_transform(x, ph, pw, n0, ty0, ty1, tw, v)
-            gu += np.matmul(gm, v.transpose(0, 2, 1))
+            product = np.matmul(gm, v.transpose(0, 2, 1))  # (16, O, C)
+            gu = product if gu is None else np.add(gu, product, out=gu)
         if w is not None:
             np.matmul(u_t, gm, out=v)
             kernels.input_transform_adjoint(v, ph, pw, n0, ty0, ty1, tw, banded, gx)
+    if x is not None and gu is None:  # an empty batch has no tiles
+        gu = np.zeros((16, o, c), gy.dtype)
     return gx, None if gu is None else filter_transform_adjoint(gu)
