@@ -459,6 +459,19 @@ def test_cache_tiles_of_any_size_give_the_same_result(monkeypatch, case):
         assert conv_ops._scratch.buffer.nbytes <= max(tile, row_bytes)
 
 
+@settings(max_examples=80)
+@given(col_geometries())
+def test_im2col_by_phase_on_any_geometry(geometry):
+    """Every geometry with a horizontal stride through the phase path equals the strided view."""
+    (n, c, h, w), g = geometry
+    x = np.random.default_rng(33).standard_normal((n, c, h, w))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", 2**30)
+        want = kernels.im2col(x, *g)
+        mp.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", 0)
+        np.testing.assert_array_equal(kernels.im2col(x, *g), want)
+
+
 @pytest.mark.parametrize("threshold", [0, 2**30])
 def test_im2col_by_phase_matches_the_strided_view(monkeypatch, threshold):
     """Strided im2col by column phases (or not, whatever the kernel) gives the layout exactly."""

@@ -24,8 +24,8 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
     need_h = (oh - 1) * sh + (kh - 1) * dh + 1
     need_w = (ow - 1) * sw + (kw - 1) * dw + 1
     out = _output(out, (n, c * kh * kw, oh * ow), x.dtype, "im2col")
-    if sw > 1 and kh * kw >= _PHASE_MIN_TAPS_PER_STEP * sh * sw:
-        return _im2col_by_phase(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, need_h, need_w, out)
+    if sw > 1 and dw == 1 and kh * kw >= _PHASE_MIN_TAPS_PER_STEP * sh * sw:
+        return _im2col_by_phase(x, kh, kw, sh, sw, ph, pw, dh, oh, ow, need_h, need_w, out)
     xpad = _pad(x, ph, pw, need_h, need_w)
     s_n, s_c, s_h, s_w = xpad.strides
     # windows[n, c, i, j, y, x_] = xpad[n, c, y*sh + i*dh, x_*sw + j*dw]
@@ -52,23 +52,47 @@ def _pad(x, ph, pw, need_h, need_w):
     return xpad
 
 
-def _im2col_by_phase(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, need_h, need_w, out):
-    """im2col for sw > 1 from the column phases xph[n, c, r, row, u] = xpad[n, c, row, u*sw + r]:
-    tap j reads xpad column x_*sw + j*dw = xph column x_ + q of phase r, with (q, r) =
-    divmod(j*dw, sw), so each output row is a contiguous run (one strided copy per tap column j)."""
+def _im2col_by_phase(x, kh, kw, sh, sw, ph, pw, dh, oh, ow, need_h, need_w, out):
+    """im2col for sw > 1 (dw = 1) from the column phases xph[n, c, r, row, u] =
+    xpad[n, c, row, u*sw + r]: tap j = q*sw + r reads xpad column x_*sw + j, which is xph
+    column x_ + q of phase r, so every output row is a contiguous run. Two copies: the taps
+    j < a = sw*(kw // sw) as one view with j split into (q, r), then the last kw - a taps."""
     n, c = x.shape[:2]
-    wq = -(-need_w // sw)  # columns per phase
-    xpad = _pad(x, ph, pw, need_h, wq * sw)[:, :, :need_h, :wq * sw]  # the image may reach further
-    xph = np.ascontiguousarray(xpad.reshape(n, c, need_h, wq, sw).transpose(0, 1, 4, 2, 3))
-    s_n, s_c, _, s_h, s_w = xph.strides
+    xph = _column_phases(x, sw, ph, pw, need_h, -(-need_w // sw))
+    s_n, s_c, s_r, s_h, s_w = xph.strides
     out6 = out.reshape(n, c, kh, kw, oh, ow)
-    for j in range(kw):
-        q, r = divmod(j * dw, sw)
-        # windows[n, c, i, y, x_] = xph[n, c, r, y*sh + i*dh, x_ + q]
-        windows = as_strided(xph[:, :, r, :, q:], shape=(n, c, kh, oh, ow),
-                             strides=(s_n, s_c, dh * s_h, sh * s_h, s_w), writeable=False)
-        np.copyto(out6[:, :, :, j], windows)
+    a = kw // sw * sw
+    if a:
+        # dst[n, c, i, q, r, y, x_] = xph[n, c, r, y*sh + i*dh, x_ + q]
+        dst = out6[:, :, :, :a].reshape(n, c, kh, a // sw, sw, oh, ow)
+        np.copyto(dst, _view(xph, dst.shape, (s_n, s_c, dh * s_h, s_w, s_r, sh * s_h, s_w)))
+    if kw > a:
+        # dst[n, c, i, r, y, x_] = xph[n, c, r, y*sh + i*dh, x_ + a // sw]
+        dst = out6[:, :, :, a:]
+        np.copyto(dst, _view(xph, dst.shape, (s_n, s_c, dh * s_h, s_r, sh * s_h, s_w), (a // sw) * s_w))
     return out
+
+
+def _column_phases(x, sw, ph, pw, rows, cols):
+    """xph (N, C, sw, rows, cols) with xph[n, c, r, row, u] = xpad[n, c, row, u*sw + r], xpad
+    being x zero-padded by ph rows at the top and pw columns at the left (one pass over x)."""
+    n, c, h, w = x.shape
+    xph = np.zeros((n, c, sw, rows, cols), x.dtype)
+    hh = max(0, min(h, rows - ph))  # the rows of x the windows read
+    for r in range(sw):  # xpad column u*sw + r is x column u*sw + r - pw
+        u0, u1 = max(0, -((r - pw) // sw)), min(cols, (w - 1 + pw - r) // sw + 1)
+        if u1 > u0:
+            start = u0 * sw + r - pw
+            xph[:, :, r, ph:ph + hh, u0:u1] = x[:, :, :hh, start:start + (u1 - u0 - 1) * sw + 1:sw]
+    return xph
+
+
+def _view(base, shape, strides, offset=0):
+    """A read-only strided view into contiguous ``base`` (like as_strided, at a fraction of its
+    Python cost: the stems call this for every image)."""
+    v = np.ndarray(shape, base.dtype, buffer=base, offset=offset, strides=strides)
+    v.flags.writeable = False
+    return v
 
 
 def _output(out, shape, dtype, name):
