@@ -7,7 +7,8 @@ class ReLU(Function):
     """y = max(x, 0); the gradient passes where y > 0. Only y is kept for backward."""
 
     def forward(self, x):
-        self.y = self.xp.maximum(x, 0)
+        relu = getattr(backend.kernels(x), "relu", None)  # the CPU has a multi-threaded pass
+        self.y = relu(x) if relu is not None else self.xp.maximum(x, 0)
         return self.y
 
     def backward(self, gy):
