@@ -48,3 +48,17 @@ def test_gradcheck_relu():
     a = rng.uniform(0.1, 1.0, (4, 32, 32)) * rng.choice([-1, 1], (4, 32, 32))
     x = mc.tensor(a, requires_grad=True)
     assert mc.gradcheck(lambda x: F.relu(x) * x, (x,), fast_mode=True)
+
+
+@pytest.mark.parametrize("user, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_sleep_unless_the_user_chose(user, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if user is not None:
+        env["OMP_WAIT_POLICY"] = user
+    out = subprocess.run([sys.executable, "-c", "import os, minicnn.cpu; print(os.environ['OMP_WAIT_POLICY'])"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == expected
