@@ -428,9 +428,10 @@ TILING_CASES = [  # fn, x shape, w shape, stride, padding, dilation, groups (out
 
 
 @pytest.mark.parametrize("case", TILING_CASES, ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(TILING_CASES)])
-def test_cache_tiles_of_any_size_give_the_same_result(monkeypatch, case):
-    """Whole batch, groups of images, one image, odd bands of rows, single rows: forward and all
-    three gradients agree to rounding (float64), and the buffer holds one tile."""
+def test_tiles_of_any_size_give_the_same_result(monkeypatch, workspace_limit, case):
+    """Whole batch, chunks of images (cache tile), one image, odd bands of rows, single rows
+    (workspace limit): forward and all three gradients agree to rounding (float64), and the
+    buffer holds one tile."""
     fn, x_shape, w_shape, stride, padding, dilation, groups = case
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     rng = np.random.default_rng(30)
@@ -449,14 +450,16 @@ def test_cache_tiles_of_any_size_give_the_same_result(monkeypatch, case):
     monkeypatch.setattr(conv_ops, "_CACHE_TILE", 2**40)
     ref = _run(fn, x, w, b, gy, **kw)
     np.testing.assert_allclose(ref[0], want, rtol=0, atol=TOL)
-    for tile in (50_000, 7_000, 3 * row_bytes - 1, 2 * row_bytes, 1):
+    image_bytes = row_bytes * (want.shape[2] if fn is F.conv2d else x_shape[2])
+    for tile, limit in [(image_bytes, 2**30), (2 * image_bytes, 2**30), (2**40, 3 * row_bytes - 1),
+                        (2**40, 2 * row_bytes), (2**40, 1)]:
         monkeypatch.setattr(conv_ops, "_CACHE_TILE", tile)
-        conv_ops.clear_workspace()
+        workspace_limit(limit)  # also frees the buffer
         y, grads = _run(fn, x, w, b, gy, **kw)
         np.testing.assert_allclose(y, ref[0], rtol=0, atol=1e-12)
         for got, expected in zip(grads, ref[1]):
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
-        assert conv_ops._scratch.buffer.nbytes <= max(tile, row_bytes)
+        assert conv_ops._scratch.buffer.nbytes <= max(min(tile, limit), row_bytes)
 
 
 @settings(max_examples=80)
@@ -470,6 +473,20 @@ def test_im2col_by_phase_on_any_geometry(geometry):
         want = kernels.im2col(x, *g)
         mp.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", 0)
         np.testing.assert_array_equal(kernels.im2col(x, *g), want)
+
+
+def test_chunks_fit_the_cache_tile_and_bands_have_equal_heights(monkeypatch, workspace_limit):
+    # one image: 3*3*3 rows of columns, 10x8 output pixels; one output row of columns = 27*8*4 bytes
+    plan = conv_ops._ColumnPlan((2, 3, 10, 8), conv_ops.Window(3, 3, 1, 1, 1, 1, 1, 1), 10, 8, 1)
+    row = 27 * 8 * 4
+    monkeypatch.setattr(conv_ops, "_CACHE_TILE", 25 * row)  # whole images, two at a time
+    assert plan.tiles(5, 4) == [(0, 2, 0, 10), (2, 4, 0, 10), (4, 5, 0, 10)]
+    monkeypatch.setattr(conv_ops, "_CACHE_TILE", 4 * row)  # one at a time: never cut into bands
+    assert plan.tiles(2, 4) == [(0, 1, 0, 10), (1, 2, 0, 10)]
+    workspace_limit(4 * row)  # bands, of heights 3, 3, 4 rather than 4, 4, 2
+    assert plan.tiles(2, 4) == [(n, n + 1, y0, y1) for n in range(2) for y0, y1 in [(0, 3), (3, 6), (6, 10)]]
+    workspace_limit(1)  # a band has at least one row
+    assert plan.tiles(1, 4) == [(0, 1, y, y + 1) for y in range(10)]
 
 
 @pytest.mark.parametrize("threshold", [0, 2**30])

@@ -19,11 +19,16 @@ conv_transpose2d is the adjoint of conv2d with respect to its input (the same GE
 and col2im the conv2d backward runs): y = col2im(W^T @ x); its backward uses im2col.
 
 The columns are kh*kw times bigger than the image, so they are never kept for
-backward (backward rebuilds them) and are built in tiles: chunks of the batch, or bands
-of output rows when a single image is too big. A tile is at most ``_CACHE_TILE`` bytes
-(8 MiB) so that the GEMM reads the columns from the cache right after im2col wrote them
-(a tile of 64 MiB goes out to memory and back: ~25% slower), and never more than
-``get_workspace_limit()`` bytes, the cap on the column buffer's memory.
+backward (backward rebuilds them) and are built in tiles of at most
+``get_workspace_limit()`` bytes (the cap on the column buffer's memory): chunks of the
+batch, or bands of output rows when a single image is too big. A chunk of images is
+also at most ``_CACHE_TILE`` bytes (8 MiB), so that the GEMM reads the columns from the
+cache right after im2col wrote them (a 64 MiB chunk goes out to memory and back: ~25%
+slower). Bands are not cut smaller than the limit asks: NumPy multiplies a chunk one
+image at a time anyway, but every band is one more BLAS call, and with a threaded BLAS
+on a busy machine each call can stall on a descheduled thread (U-Net's 64 channels at
+256x256, 2 threads: 157 ms with 64 MiB bands, 223 ms with 8 MiB ones; 229 vs 213 ms
+with 1 thread).
 """
 import math
 import threading
@@ -39,9 +44,9 @@ from ..tensor import Tensor
 # calls) does not dominate a training step's peak memory; bands of rows cost little more time
 _workspace_limit = 64 * 2**20
 _scratch = threading.local()  # per thread: one reusable host buffer for column matrices
-# a tile of columns that stays in the last-level cache (32 MiB L3 here; 2 MiB L2 per core) between
-# im2col writing it and the GEMM reading it; per-image tiles of 2-8 MiB measured the same, 0.5 MiB
-# bands lose 5-10% (the GEMMs get too short)
+# whole images are grouped into tiles of columns that stay in the last-level cache (32 MiB L3 here;
+# 2 MiB L2 per core) between im2col writing them and the GEMM reading them; per-image tiles of 2-8
+# MiB measured the same
 _CACHE_TILE = 8 * 2**20
 
 
@@ -110,16 +115,18 @@ class _ColumnPlan:
                           and (self.h, self.w) == (oh, ow))  # output_padding can make the image bigger
 
     def tiles(self, n, itemsize):
-        """Split the batch, or (one image too big) the grid rows, so that a tile's columns fit the
-        cache tile and the workspace limit."""
-        limit = min(_CACHE_TILE, _workspace_limit)
+        """Split the batch into chunks whose columns fit the cache tile and the workspace limit,
+        or (one image bigger than the limit) the grid rows into bands that fit the limit."""
         row_bytes = self.c * self.win.kh * self.win.kw * self.ow * itemsize
         image_bytes = row_bytes * self.oh
-        if self.pointwise or image_bytes <= limit:  # whole images, as many as fit
-            step = n if self.pointwise or image_bytes == 0 else limit // image_bytes
+        if self.pointwise or image_bytes <= _workspace_limit:  # whole images, as many as fit
+            limit = min(_CACHE_TILE, _workspace_limit)
+            step = n if self.pointwise or image_bytes == 0 else max(1, limit // image_bytes)
             return [(n0, min(n, n0 + step), 0, self.oh) for n0 in range(0, n, max(step, 1))]
-        rows = max(1, limit // row_bytes)  # bands of rows of one image
-        return [(i, i + 1, y0, min(self.oh, y0 + rows)) for i in range(n) for y0 in range(0, self.oh, rows)]
+        # bands of rows of one image, of (nearly) equal heights
+        bands = -(-self.oh // max(1, _workspace_limit // row_bytes))
+        bounds = [self.oh * b // bands for b in range(bands + 1)]
+        return [(i, i + 1, y0, y1) for i in range(n) for y0, y1 in zip(bounds, bounds[1:])]
 
     def banded(self, tiles):
         return any(y1 - y0 < self.oh for _, _, y0, y1 in tiles)
