@@ -38,13 +38,16 @@ adjoint of the output transform)::
 
 so one transform of gy serves both gradients, and the GEMM counts equal the forward's.
 
-Cost (C = O = 64, 56x56 maps): the GEMMs do 16/4 = 4 multiply-adds per output pixel
-and channel instead of 9; each transform is a few additions per element but touches 4x
-the image (16 values per 2x2 tile), so it is memory traffic that decides small layers.
+Cost: the GEMMs do 16/4 = 4 multiply-adds per output pixel and channel pair instead of 9;
+each transform is a few additions per element but writes or reads 4x the image (16 values
+per 2x2 tile). For 64->64 channels at 56x56, batch 8, float32, 1 thread: forward 14.5 ms
+(GEMMs 9, transforms 5.5) against 24 ms for im2col + GEMM; forward + backward 47 vs 72 ms.
+Few channels or few tiles do not pay for the transforms: see ``supports``.
 
-Accuracy: the transforms only add and halve, so float32 results stay close to direct
-convolution's (measured in tests/test_winograd.py). F(4x4, 3x3) saves more multiplications
-but its matrices hold 1/4, 1/6, 1/24 ... and its float32 error grows several-fold; not used.
+Accuracy: B and A hold only 0 and +-1, G halves, so float32 errors stay those of direct
+convolution (64->64@56: max error / max |y| 3.4e-7, im2col 6.5e-7). F(4x4, 3x3) would do
+2.25 instead of 4 multiply-adds per output, but its matrices hold 1/4, 1/6, 1/24, 8 ... and
+its float32 error was 15-25x im2col's (7e-6 to 1.1e-5): not used.
 
 The transforms run as numba loops (``minicnn/cpu/winograd.py``); the 16 GEMMs per tile
 chunk run in BLAS through ``np.matmul``. Scratch (V and M for a chunk of tiles) stays under
