@@ -480,13 +480,16 @@ def test_chunks_fit_the_cache_tile_and_bands_have_equal_heights(monkeypatch, wor
     plan = conv_ops._ColumnPlan((2, 3, 10, 8), conv_ops.Window(3, 3, 1, 1, 1, 1, 1, 1), 10, 8, 1)
     row = 27 * 8 * 4
     monkeypatch.setattr(conv_ops, "_CACHE_TILE", 25 * row)  # whole images, two at a time
-    assert plan.tiles(5, 4) == [(0, 2, 0, 10), (2, 4, 0, 10), (4, 5, 0, 10)]
+    assert plan.tiles(np, 5, 4) == [(0, 2, 0, 10), (2, 4, 0, 10), (4, 5, 0, 10)]
+    gpu = object()  # any array module but NumPy: no cache tile, only the workspace limit
+    assert plan.tiles(gpu, 5, 4) == [(0, 5, 0, 10)]
     monkeypatch.setattr(conv_ops, "_CACHE_TILE", 4 * row)  # one at a time: never cut into bands
-    assert plan.tiles(2, 4) == [(0, 1, 0, 10), (1, 2, 0, 10)]
+    assert plan.tiles(np, 2, 4) == [(0, 1, 0, 10), (1, 2, 0, 10)]
     workspace_limit(4 * row)  # bands, of heights 3, 3, 4 rather than 4, 4, 2
-    assert plan.tiles(2, 4) == [(n, n + 1, y0, y1) for n in range(2) for y0, y1 in [(0, 3), (3, 6), (6, 10)]]
+    assert plan.tiles(np, 2, 4) == [(n, n + 1, y0, y1) for n in range(2) for y0, y1 in [(0, 3), (3, 6), (6, 10)]]
+    assert plan.tiles(gpu, 2, 4) == plan.tiles(np, 2, 4)
     workspace_limit(1)  # a band has at least one row
-    assert plan.tiles(1, 4) == [(0, 1, y, y + 1) for y in range(10)]
+    assert plan.tiles(np, 1, 4) == [(0, 1, y, y + 1) for y in range(10)]
 
 
 @pytest.mark.parametrize("threshold", [0, 2**30])
@@ -545,9 +548,12 @@ def test_weight_gradient_of_big_maps_in_both_gemm_orientations(monkeypatch, smal
     np.testing.assert_allclose(gw, _weight_grad_by_taps(gy, x, (3, 3), **kw), rtol=0, atol=TOL)
 
 
-def test_workspace_limit_bounds_peak_memory(workspace_limit):
-    """A 3x3 conv's columns are 9x the image; under a small limit, forward+backward stays near
-    the sizes of the image and its gradient."""
+@pytest.mark.parametrize("path", ["im2col", "winograd"])
+def test_workspace_limit_bounds_peak_memory(workspace_limit, monkeypatch, path):
+    """A 3x3 conv's columns are 9x the image (Winograd's transformed tiles 4x); under a small
+    limit, forward+backward stays near the sizes of the image and its gradient."""
+    if path == "im2col":
+        monkeypatch.setattr(conv_ops.winograd, "supports", lambda *args: False)
     rng = np.random.default_rng(17)
     x = mc.tensor(rng.standard_normal((1, 8, 128, 128)), requires_grad=True)  # 1 MiB; columns 9 MiB
     w = mc.tensor(rng.standard_normal((8, 8, 3, 3)), requires_grad=True)
@@ -559,7 +565,7 @@ def test_workspace_limit_bounds_peak_memory(workspace_limit):
         F.conv2d(x, w, padding=1).backward(gy)
         peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
         tracemalloc.stop()
-    assert peaks[0] > 9 and peaks[1] < 3.5, peaks  # MiB: output + input gradient + the 256 KiB tiles
+    assert peaks[0] > (9 if path == "im2col" else 4) and peaks[1] < 3.5, peaks  # MiB
 
 
 def test_workspace_buffer_is_reused_and_never_aliases_results(workspace_limit):

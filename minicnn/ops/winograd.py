@@ -56,7 +56,7 @@ chunk run in BLAS through ``np.matmul``. Scratch (V and M for a chunk of tiles) 
 import numpy as np
 
 from ..cpu import winograd as kernels
-from .conv import _column_buffer, get_workspace_limit
+from . import conv  # its workspace limit and host buffer (conv imports this module: no names at import)
 
 # F(2x2, 3x3): m = 2 outputs per tile side, r = 3 filter taps, alpha = m + r - 1 = 4
 B_T = np.array([[1, 0, -1, 0],
@@ -139,7 +139,7 @@ def _chunks(n, th, tw, tile_bytes):
     """Split the tiles into pieces (n0, n1, ty0, ty1) whose scratch (``tile_bytes`` per tile)
     is about ``_CHUNK_BYTES`` and at most the workspace limit: as many whole images as fit,
     else bands of tile rows of one image."""
-    target = min(get_workspace_limit(), max(_CHUNK_BYTES, _MIN_CHUNK_TILES * tile_bytes))
+    target = min(conv.get_workspace_limit(), max(_CHUNK_BYTES, _MIN_CHUNK_TILES * tile_bytes))
     image_bytes = tile_bytes * th * tw
     if image_bytes <= target:
         step = max(1, target // image_bytes)
@@ -150,7 +150,7 @@ def _chunks(n, th, tw, tile_bytes):
 
 def _scratch(dtype, c, o, tiles):
     """Two views of the reusable host buffer: a (16, c, tiles) and a (16, o, tiles) array."""
-    buf = _column_buffer(np, (16 * (c + o) * tiles,), dtype)
+    buf = conv._column_buffer(np, (16 * (c + o) * tiles,), dtype)
     return buf[:16 * c * tiles].reshape(16, c, tiles), buf[16 * c * tiles:].reshape(16, o, tiles)
 
 
