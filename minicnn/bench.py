@@ -44,7 +44,7 @@ _clock = time.perf_counter  # --clock: wall time, or the CPU time of this proces
 
 ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
             "NUMBA_THREADING_LAYER", "OPENBLAS_CORETYPE", "MALLOC_MMAP_THRESHOLD_",
-            "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX")
+            "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "OMP_WAIT_POLICY")
 
 
 # -- layers --------------------------------------------------------------------------------------
