@@ -3,8 +3,8 @@
 Every function here has a twin of the same name and signature in ``minicnn.cuda``;
 ops call them through ``backend.kernels(array)``. The exceptions are CPU-only kernels that an
 op uses when the backend has them (``getattr(kernels, name, None)``), else it runs its ``xp``
-code: ``batch_norm_stats`` (fused statistics), ReLU's forward pass ``relu`` (numba, threaded),
-and the one-pass optimizer updates ``sgd_step`` and ``adam_step``.
+code: ReLU's forward pass ``relu`` (numba, threaded) and the one-pass optimizer updates
+``sgd_step`` and ``adam_step``.
 """
 from . import threads  # noqa: F401  (first: before numba starts its OpenMP threads)
 from .pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,  # noqa: F401

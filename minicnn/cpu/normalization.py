@@ -88,8 +88,8 @@ _train_grad_parallel = numba.njit(cache=True, parallel=True)(_train_grad_loop)
 def batch_norm_stats(x):
     """Per-channel mean and biased variance of x (N, C, *) over every axis but 1 -> (C,), (C,).
 
-    A CPU-only helper (the op falls back to ``xp.mean``/``xp.var`` where a backend lacks it):
-    two passes over each channel instead of NumPy's mean, difference, square and sum."""
+    Two passes over each channel (float64 sums) instead of NumPy's mean, difference, square
+    and sum with their temporaries."""
     x = np.ascontiguousarray(x)
     c = x.shape[1]
     mean, var = np.empty(c, np.float64), np.empty(c, np.float64)

@@ -1,7 +1,8 @@
 """Batch normalisation and local response normalisation.
 
-The element-wise passes run in ``backend.kernels(x)`` (``batch_norm_*``, ``lrn_*``);
-this file computes the statistics, updates running estimates and checks shapes.
+The passes over the data run in ``backend.kernels(x)`` (``batch_norm_stats``, ``batch_norm_*``,
+``lrn_*``); this file turns the statistics into invstd, updates the running estimates and
+checks shapes.
 """
 from .. import backend
 from ..autograd import Function
@@ -98,13 +99,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if momentum is None:
             raise ValueError("batch_norm: momentum=None (a cumulative average) needs the number of "
                              "batches seen; nn.BatchNorm*d(momentum=None) tracks it")
-        stats = getattr(backend.kernels(x), "batch_norm_stats", None)  # the CPU has a fused kernel
-        if stats is not None:
-            mean, var = stats(x)
-        else:
-            axes = (0,) + tuple(range(2, x.ndim))
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
         # var is biased: the batch is normalised by its own spread
+        mean, var = backend.kernels(x).batch_norm_stats(x)
         if running_mean is not None:
             _update_running(running_mean, mean, momentum)
         if running_var is not None:
