@@ -248,3 +248,46 @@ def test_supports():
     assert wg.supports((8, 512, 7, 7), (512, 512, 3, 3), 1, 1, 1, 1)  # 8 * 4 * 4 = 128 tiles
     assert not wg.supports((4, 512, 7, 7), (512, 512, 3, 3), 1, 1, 1, 1)  # 64 tiles
     assert not wg.supports((8, 512, 7, 7), (512, 512, 3, 3), 1, 0, 1, 1)  # 8 * 3 * 3 = 72 tiles
+
+
+# -- through conv2d: the dispatch, the bias, autograd ---------------------------------------
+
+def _eligible_case(rng, n=1, c=8, o=9, h=23, w=26):
+    """Odd and even sizes, 12 x 13 = 156 tiles per image: Winograd's thresholds are met."""
+    import minicnn as mc
+
+    x = mc.tensor(rng.standard_normal((n, c, h, w)), requires_grad=True)
+    weight = mc.tensor(rng.standard_normal((o, c, 3, 3)), requires_grad=True)
+    bias = mc.tensor(rng.standard_normal(o), requires_grad=True)
+    assert wg.supports(x.shape, weight.shape, 1, 1, 1, 1)
+    return x, weight, bias
+
+
+def test_conv2d_dispatches_and_matches_the_im2col_path(monkeypatch):
+    import minicnn.nn.functional as F
+
+    rng = np.random.default_rng(21)
+    x, weight, bias = _eligible_case(rng, n=2)
+    gy = rng.standard_normal((2, 9, 23, 26))
+    calls = []
+    monkeypatch.setattr(wg, "conv2d", lambda *a, _f=wg.conv2d: calls.append(1) or _f(*a))
+    results = []
+    for winograd_on in (True, False):
+        if not winograd_on:
+            monkeypatch.setattr(wg, "supports", lambda *args: False)
+        for t in (x, weight, bias):
+            t.grad = None
+        y = F.conv2d(x, weight, bias, padding=1)
+        y.backward(gy)
+        results.append([y.numpy(), x.grad.numpy(), weight.grad.numpy(), bias.grad.numpy()])
+    assert calls == [1]  # the first pass took the Winograd path, the second did not
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_gradcheck_through_conv2d():
+    import minicnn as mc
+    import minicnn.nn.functional as F
+
+    x, weight, bias = _eligible_case(np.random.default_rng(22))
+    assert mc.gradcheck(lambda a, b, c: F.conv2d(a, b, c, padding=1), (x, weight, bias), fast_mode=True)
