@@ -12,9 +12,8 @@ decay, the test scores, the image | truth | prediction PNG) is ``train_unet``'s.
 The last line printed is the mean IoU, e.g. ``miou=0.93``.
 """
 from .. import models
-from ..data import SegmentationFolder
 from ..train.recipe import blas_threads, make_parser, setup
-from .train_unet import segmentation_arguments, train_segmentation
+from .train_unet import data_channels, segmentation_arguments, train_segmentation
 
 
 def build_parser():
@@ -28,9 +27,7 @@ def main(argv=None):
 
 
 def run(args):
-    in_channels, num_classes = 3, (args.num_classes or 4)
-    if args.data != "shapes":
-        in_channels = SegmentationFolder(args.data)[0][0].shape[0]
+    in_channels, num_classes = data_channels(args)
     model = models.ENet(num_classes=num_classes, in_channels=in_channels)
     return train_segmentation(args, model, "enet", class_weight="enet")
 

@@ -142,10 +142,15 @@ def main(argv=None):
         return run(args)
 
 
+def data_channels(args):
+    """(input channels, classes) of the chosen data: the generated shapes are RGB with 4
+    classes; a folder's images say their channels, and --num-classes its classes."""
+    in_channels = 3 if args.data == "shapes" else SegmentationFolder(args.data)[0][0].shape[0]
+    return in_channels, args.num_classes or 4
+
+
 def run(args):
-    in_channels, num_classes = 3, (args.num_classes or 4)
-    if args.data != "shapes":
-        in_channels = SegmentationFolder(args.data)[0][0].shape[0]
+    in_channels, num_classes = data_channels(args)
     width = 64 if args.full_width else args.width
     model = models.UNet(in_channels, num_classes, base_width=width, depth=args.depth, padding="same")
     return train_segmentation(args, model, "unet")
