@@ -73,34 +73,34 @@ def _conv_flops(shape, p):
 
 
 class _Minicnn:
-    """Builds one layer's forward and forward+backward closures with minicnn."""
+    """Builds one layer's forward and forward+backward closures with minicnn. ``lib`` is the
+    framework's top module; the layers are written once against its PyTorch-shaped API."""
 
     name = "minicnn"
 
     def __init__(self):
-        import minicnn as mc
+        import minicnn as lib
         import minicnn.nn.functional as F
-        self.mc, self.F = mc, F
+        self.lib, self.F = lib, F
 
     def tensor(self, a, grad=False):
-        return self.mc.tensor(a, requires_grad=grad)
+        return self.lib.tensor(a, requires_grad=grad)
 
     def layer(self, kind, x, p, rng):
-        mc, F = self.mc, self.F
+        lib, F = self.lib, self.F
         c = x.shape[1]
         grad_x = kind != "conv" or p["input_grad"]
         tx = self.tensor(x, grad_x)
         params = []
         if kind == "conv":
             w = (rng.standard_normal((p["out"], c, p["k"], p["k"])) * 0.05).astype(np.float32)
-            b = np.zeros(p["out"], np.float32)
-            tw, tb = self.tensor(w, True), self.tensor(b, True)
+            tw, tb = self.tensor(w, True), self.tensor(np.zeros(p["out"], np.float32), True)
             params = [tw, tb]
             fn = lambda: F.conv2d(tx, tw, tb, stride=p["stride"], padding=p["pad"])  # noqa: E731
         elif kind == "maxpool":
             fn = lambda: F.max_pool2d(tx, p["k"], p["stride"], p["pad"])  # noqa: E731
         elif kind == "bn":
-            rm, rv = mc.zeros(c), mc.ones(c)
+            rm, rv = lib.zeros(c), lib.ones(c)
             tw, tb = self.tensor(np.ones(c, np.float32), True), self.tensor(np.zeros(c, np.float32), True)
             params = [tw, tb]
             fn = lambda: F.batch_norm(tx, rm, rv, tw, tb, training=True)  # noqa: E731
@@ -109,12 +109,11 @@ class _Minicnn:
         elif kind == "lrn":
             fn = lambda: F.local_response_norm(tx, p["size"], p["alpha"], p["beta"], p["k"])  # noqa: E731
         leaves = [tx] + params if grad_x else params
-        with mc.no_grad():
-            gy = (rng.standard_normal(fn().shape)).astype(np.float32)
-        gy = self.tensor(gy)
+        with lib.no_grad():
+            gy = self.tensor(rng.standard_normal(tuple(fn().shape)).astype(np.float32))
 
         def forward():
-            with mc.no_grad():
+            with lib.no_grad():
                 fn()
 
         def forward_backward():
@@ -130,49 +129,9 @@ class _Torch(_Minicnn):
     name = "torch"
 
     def __init__(self):
-        import torch
+        import torch as lib
         import torch.nn.functional as F
-        self.torch, self.F = torch, F
-        self.mc = None
-
-    def tensor(self, a, grad=False):
-        return self.torch.tensor(a, requires_grad=grad)
-
-    def layer(self, kind, x, p, rng):
-        torch, F = self.torch, self.F
-        c = x.shape[1]
-        grad_x = kind != "conv" or p["input_grad"]
-        tx = self.tensor(x, grad_x)
-        params = []
-        if kind == "conv":
-            w = (rng.standard_normal((p["out"], c, p["k"], p["k"])) * 0.05).astype(np.float32)
-            tw, tb = self.tensor(w, True), self.tensor(np.zeros(p["out"], np.float32), True)
-            params = [tw, tb]
-            fn = lambda: F.conv2d(tx, tw, tb, stride=p["stride"], padding=p["pad"])  # noqa: E731
-        elif kind == "maxpool":
-            fn = lambda: F.max_pool2d(tx, p["k"], p["stride"], p["pad"])  # noqa: E731
-        elif kind == "bn":
-            rm, rv = torch.zeros(c), torch.ones(c)
-            tw, tb = self.tensor(np.ones(c, np.float32), True), self.tensor(np.zeros(c, np.float32), True)
-            params = [tw, tb]
-            fn = lambda: F.batch_norm(tx, rm, rv, tw, tb, training=True)  # noqa: E731
-        elif kind == "relu":
-            fn = lambda: F.relu(tx)  # noqa: E731
-        elif kind == "lrn":
-            fn = lambda: F.local_response_norm(tx, p["size"], p["alpha"], p["beta"], p["k"])  # noqa: E731
-        leaves = [tx] + params if grad_x else params
-        with torch.no_grad():
-            gy = self.tensor(rng.standard_normal(tuple(fn().shape)).astype(np.float32))
-
-        def forward():
-            with torch.no_grad():
-                fn()
-
-        def forward_backward():
-            for t in leaves:
-                t.grad = None
-            fn().backward(gy)
-        return forward, forward_backward
+        self.lib, self.F = lib, F
 
 
 def _best(fn, repeat):
@@ -567,7 +526,7 @@ def describe_settings(frameworks):
     lines.append("thread pools: " + _thread_pools())
     for fw in frameworks:
         if fw.name == "torch":
-            t = fw.torch
+            t = fw.lib
             lines.append(f"torch {t.__version__}: {t.get_num_threads()} intra-op / {t.get_num_interop_threads()} "
                          f"inter-op threads, mkldnn {t.backends.mkldnn.is_available()}")
     lines.append("env: " + ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in ENV_VARS))
