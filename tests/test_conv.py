@@ -1,5 +1,6 @@
 """conv2d / conv_transpose2d: naive loop references, gradchecks, adjointness, tiling, layers, errors."""
 import math
+import threading
 import tracemalloc
 
 import numpy as np
@@ -382,6 +383,11 @@ def test_kernels_are_exported_for_backend_dispatch():
 
 # -- workspace: tiling and reuse ---------------------------------------------------------
 
+def _own_buffer():
+    """This thread's column buffer."""
+    return conv_ops._buffers[threading.get_ident()]
+
+
 @pytest.fixture
 def workspace_limit():
     """Set a temporary workspace limit; restore the default afterwards."""
@@ -410,7 +416,7 @@ def test_tiled_workspace_gives_the_untiled_result(workspace_limit, transposed, t
                          "1 row": (1, row_bytes)}[tiles]  # a tile never has less than one row
     workspace_limit(limit)  # also frees the buffer
     y, grads = _run(fn, x, w, b, gy, **kw)
-    assert conv_ops._scratch.buffer.nbytes == tile_bytes
+    assert _own_buffer().nbytes == tile_bytes
     np.testing.assert_allclose(y, ref[0], rtol=0, atol=1e-12)
     for got, want in zip(grads, ref[1]):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
@@ -459,7 +465,7 @@ def test_tiles_of_any_size_give_the_same_result(monkeypatch, workspace_limit, ca
         np.testing.assert_allclose(y, ref[0], rtol=0, atol=1e-12)
         for got, expected in zip(grads, ref[1]):
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
-        assert conv_ops._scratch.buffer.nbytes <= max(min(tile, limit), row_bytes)
+        assert _own_buffer().nbytes <= max(min(tile, limit), row_bytes)
 
 
 @settings(max_examples=80)
@@ -573,9 +579,9 @@ def test_workspace_buffer_is_reused_and_never_aliases_results(workspace_limit):
     rng = np.random.default_rng(9)
     w = mc.tensor(rng.standard_normal((3, 2, 3, 3)))
     y1 = F.conv2d(mc.tensor(rng.standard_normal((2, 2, 8, 8))), w, padding=1)
-    kept, buffer = y1.numpy().copy(), conv_ops._scratch.buffer
+    kept, buffer = y1.numpy().copy(), _own_buffer()
     y2 = F.conv2d(mc.tensor(rng.standard_normal((2, 2, 8, 8))), w, padding=1)
-    assert conv_ops._scratch.buffer is buffer  # same size: the buffer is reused
+    assert _own_buffer() is buffer  # same size: the buffer is reused
     np.testing.assert_array_equal(y1.numpy(), kept)  # the earlier output was not overwritten
     assert not np.shares_memory(y2.numpy(), buffer)
 

@@ -16,6 +16,8 @@ import numba
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import threads
+
 
 def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
     """x (N, C, H, W) -> col (N, C*kh*kw, oh*ow): one strided view, one copy."""
@@ -110,8 +112,10 @@ def col2im(col, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
     n = col.shape[0]
     c = col.shape[1] // (kh * kw)
     out = _output(out, (n, c, h, w), col.dtype, "col2im")
-    # small problems run serially: waking the worker threads would cost more than the work
-    fold = _fold_planes_parallel if col.size >= _PARALLEL_MIN_SIZE else _fold_planes_serial
+    # small problems run serially: waking the worker threads would cost more than the work;
+    # so does a share of a batch split over the cores (it already has a core of its own)
+    parallel = col.size >= _PARALLEL_MIN_SIZE and threads.share() == 1
+    fold = _fold_planes_parallel if parallel else _fold_planes_serial
     fold(col.reshape(n * c, kh, kw, oh, ow), out.reshape(n * c, h, w), sh, sw, ph, pw, dh, dw)
     return out
 
@@ -119,7 +123,7 @@ def col2im(col, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
 _PARALLEL_MIN_SIZE = 1 << 17
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _fold_plane(col, plane, sh, sw, ph, pw, dh, dw):
     # col (kh, kw, oh, ow) of one (n, c) plane -> plane (h, w)
     kh, kw, oh, ow = col.shape
@@ -150,7 +154,7 @@ def _fold_planes_parallel(col, x, sh, sw, ph, pw, dh, dw):
         _fold_plane(col[p], x[p], sh, sw, ph, pw, dh, dw)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _fold_planes_serial(col, x, sh, sw, ph, pw, dh, dw):
     for p in range(x.shape[0]):
         _fold_plane(col[p], x[p], sh, sw, ph, pw, dh, dw)

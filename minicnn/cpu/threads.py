@@ -1,21 +1,119 @@
-"""How numba's worker threads wait between parallel loops: asleep, not spinning.
+"""How minicnn shares the CPU's cores: sleeping OpenMP threads, and a batch split over cores.
 
-A CPU training step alternates between OpenBLAS's threaded matrix products (the
-convolutions) and numba's parallel loops (batch norm, ReLU, additions, the optimizer). The
-two libraries keep separate thread pools, and by default numba's OpenMP threads spin for a
-while after each loop, holding a core just when OpenBLAS's threads want it (and the reverse):
-with one thread per core, each hand-over can wait for the scheduler's next time slice. So
-unless the user chose otherwise, OpenMP's threads sleep as soon as their loop ends.
+**Sleeping OpenMP threads.** A CPU training step alternates between OpenBLAS's threaded
+matrix products and numba's parallel loops (batch norm, ReLU, the optimizer). The two
+libraries keep separate thread pools, and by default numba's OpenMP threads spin for a while
+after each loop, holding a core just when OpenBLAS's threads want it (and the reverse). So
+unless the user chose otherwise, OpenMP's threads sleep as soon as their loop ends (ResNet-50
+training step, batch 8, 2 idle cores: 4.4-4.9 s with OpenMP's default, 2.4-2.7 s with
+``OMP_WAIT_POLICY=PASSIVE``). This must run before numba starts its OpenMP pool, which is why
+``minicnn.cpu`` imports this module first; it changes nothing if an OpenMP runtime was
+already loaded (e.g. by importing PyTorch first).
 
-Measured on 2 idle cores (ResNet-50 training step, batch 8, every pool 2 threads): 4.4-4.9 s
-with OpenMP's default, 2.4-2.7 s with ``OMP_WAIT_POLICY=PASSIVE``.
+**A batch split over cores** (``over_batch``). A convolution is a chain of small steps per
+tile of images (im2col or a Winograd transform, a GEMM, a bias add), and only the GEMM is
+threaded by BLAS: the copies run on one core, and every GEMM forks and joins BLAS's
+threads, whose small products (64x64 by 64x500 in a Winograd layer) split badly in two.
+Giving each core its own share of the images instead, with a single-threaded BLAS, runs
+every step in parallel with one fork/join per convolution, as PyTorch's CPU convolutions
+do. Measured (2 idle cores, batch 8, float32, forward+backward, threaded BLAS -> split):
+3x3 64->64@56 (Winograd) 41 -> 24 ms, 1x1 256->64@56 17.3 -> 15.8, the 7x7/2 and 11x11/4
+stems 32.9 -> 29.3 and 19.2 -> 15.7.
 
-This must run before numba starts its OpenMP pool (the first parallel kernel call), which is
-why ``minicnn.cpu`` imports it first; it changes nothing if an OpenMP runtime was already
-loaded (e.g. by importing PyTorch first). OpenBLAS's own threads also spin (for 2^28 clock
-cycles); ``OPENBLAS_THREAD_TIMEOUT=4`` makes them sleep too, but OpenBLAS reads it when NumPy
-is imported, so only the user can set it (in the environment).
+That needs the BLAS's thread count at run time. NumPy's wheels bundle OpenBLAS, which
+exports ``openblas_set_num_threads`` (a process-wide setting): ``over_batch`` lowers it to 1
+while the shares run and puts it back after. With another BLAS (MKL, Accelerate), or a
+count of 1, the convolution runs as before, its GEMMs threaded by that BLAS.
 """
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import ctypes  # noqa: E402
+import glob  # noqa: E402
+import threading  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor, wait  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def _find_openblas():
+    """(set_num_threads, get_num_threads) of the OpenBLAS NumPy was built with, or None.
+
+    The manylinux/macOS/Windows wheels ship it next to the package (numpy.libs, .dylibs);
+    its symbols carry a prefix (``scipy_openblas_...64_``) in NumPy 2's builds."""
+    root = os.path.dirname(np.__file__)
+    names = [("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+             ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+             ("openblas_set_num_threads", "openblas_get_num_threads")]
+    for path in sorted(glob.glob(os.path.join(root + ".libs", "*openblas*"))
+                       + glob.glob(os.path.join(root, ".dylibs", "*openblas*"))):
+        try:
+            lib = ctypes.CDLL(path)  # already loaded by NumPy: this only looks it up
+        except OSError:
+            continue
+        for set_name, get_name in names:
+            if hasattr(lib, set_name) and hasattr(lib, get_name):
+                setter, getter = getattr(lib, set_name), getattr(lib, get_name)
+                setter.argtypes, setter.restype, getter.restype = [ctypes.c_int], None, ctypes.c_int
+                return setter, getter
+    return None
+
+
+_blas = _find_openblas()
+_split_lock = threading.Lock()  # one split at a time: each changes the process-wide BLAS setting
+_local = threading.local()
+_pool = None
+# below this many multiply-adds a split costs more (waking a thread, ~50 us) than it saves
+MIN_SPLIT_WORK = 1 << 23
+
+
+def blas_threads():
+    """The number of threads NumPy's OpenBLAS uses now, or None if it cannot be told."""
+    return None if _blas is None else _blas[1]()
+
+
+def share():
+    """How many threads share the current batch split (1 outside one): a thread's part of
+    the workspace limit is the limit divided by this."""
+    return getattr(_local, "share", 1)
+
+
+def over_batch(fn, n, work):
+    """``[fn(n0, n1), ...]`` over contiguous parts of ``range(n)`` (in order), run at once,
+    one per BLAS thread, each thread with a single-threaded BLAS; or ``[fn(0, n)]`` when
+    that is not possible or not worth it (fewer than 2 images, ``work`` multiply-adds under
+    ``MIN_SPLIT_WORK``, a BLAS that cannot be told, one BLAS thread, or a split already
+    running). ``fn`` must write disjoint outputs for disjoint parts and call no numba
+    parallel loop (they would oversubscribe the cores)."""
+    global _pool
+    threads = blas_threads() or 1
+    parts = min(threads, n)
+    if parts < 2 or work < MIN_SPLIT_WORK or share() > 1 or not _split_lock.acquire(blocking=False):
+        return [fn(0, n)]
+    try:
+        if _pool is None or _pool._max_workers < parts - 1:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="minicnn-batch")
+        bounds = [n * p // parts for p in range(parts + 1)]
+        _blas[0](1)
+        try:
+            futures = [_pool.submit(_run_share, fn, parts, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+            try:
+                first = _run_share(fn, parts, bounds[0], bounds[1])
+            finally:
+                wait(futures)  # all of them, even after an error, before BLAS gets its threads back
+            return [first] + [f.result() for f in futures]
+        finally:
+            _blas[0](threads)
+    finally:
+        _split_lock.release()
+
+
+def _run_share(fn, parts, n0, n1):
+    _local.share = parts
+    try:
+        return fn(n0, n1)
+    finally:
+        _local.share = 1

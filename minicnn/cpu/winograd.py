@@ -23,19 +23,17 @@ Every function loops over (image, channel) planes and first copies a plane's row
 zero-padded band (or collects its results in one), so the tile loops need no bounds tests
 for padding or partial tiles.
 
-The loops are serial on purpose: the GEMMs between them run on BLAS's threads, and a
-convolution alternates between the two dozens of times (per chunk of tiles). With numba's
-parallel loops as well, the two thread pools (OpenMP workers spinning after each loop,
-OpenBLAS workers after each GEMM) fought over the cores: at 2 threads on a busy 2-core
-machine 64->64@56 b8 forward+backward took 2.3-2.6 s instead of 0.28 s serial (im2col
-0.14-0.20 s at the same moment). One thread loses nothing; at 2 threads the GEMMs, which are
-two thirds of the work, still run in parallel.
+The loops are serial, and release the GIL: the convolution splits its batch over the cores
+(``minicnn/cpu/threads.py``), and every thread runs its images' transforms and GEMMs on its
+own. Parallel loops inside a transform did not pay: a chunk's transform takes ~0.2 ms,
+about what waking numba's and OpenBLAS's threads for every one of them costs (64->64@56 b8
+forward+backward, 2 threads: 41 ms serial, 42 ms with numba-parallel transforms).
 """
 import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _band_limits(extent, start, size):
     """Band rows [r0, r1) that lie inside an image axis of ``extent``, for a band of ``size``
     rows whose first row is image row ``start`` (negative inside the top padding)."""
@@ -50,7 +48,7 @@ def _band_limits(extent, start, size):
 # than through a view v[:, c]: numba vectorises loops over the former, not the latter.
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def input_transform(x, ph, pw, n0, ty0, ty1, tw, v):
     """x (N, C, H, W) -> v (16, C, nb*(ty1 - ty0)*tw): v[xi*4 + nu, c, t] = (B^T d_t B)[xi, nu]."""
     _, c_, h, w = x.shape
@@ -85,7 +83,7 @@ def input_transform(x, ph, pw, n0, ty0, ty1, tw, v):
     return v
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def output_transform(m, n0, ty0, ty1, tw, y):
     """m (16, O, nb*(ty1 - ty0)*tw) -> rows 2ty0 .. 2ty1 - 1 of y[n0:n0+nb] (N, O, oh, ow):
     each tile's Y_t = A^T M_t A; the rows and columns of partial tiles past oh, ow are dropped."""
@@ -115,7 +113,7 @@ def output_transform(m, n0, ty0, ty1, tw, y):
     return y
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def output_transform_adjoint(gy, n0, ty0, ty1, tw, gm):
     """The adjoint of ``output_transform``: gy (N, O, oh, ow) -> gm (16, O, nb*(ty1 - ty0)*tw)
     with gM_t = A gY_t A^T (gY_t is zero past oh, ow)."""
@@ -149,7 +147,7 @@ def output_transform_adjoint(gy, n0, ty0, ty1, tw, gm):
     return gm
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def input_transform_adjoint(gv, ph, pw, n0, ty0, ty1, tw, accumulate, gx):
     """The adjoint of ``input_transform``: gv (16, C, nb*(ty1 - ty0)*tw) -> gx[n0:n0+nb]
     (N, C, H, W), each patch's gd_t = B gV_t B^T summed where patches overlap; the parts that

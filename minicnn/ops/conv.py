@@ -29,6 +29,10 @@ image at a time anyway, but every band is one more BLAS call, and with a threade
 on a busy machine each call can stall on a descheduled thread (U-Net's 64 channels at
 256x256, 2 threads: 157 ms with 64 MiB bands, 223 ms with 8 MiB ones; 229 vs 213 ms
 with 1 thread).
+
+On the host the batch is split over the cores (``minicnn/cpu/threads.py``): each thread
+runs the whole pipeline above on its own images with a single-threaded BLAS, and gets its
+share of the workspace limit.
 """
 import math
 import threading
@@ -38,13 +42,14 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
+from ..cpu import threads
 from ..tensor import Tensor
 from . import winograd
 
 # 64 MiB: big enough that BLAS sees long matrices, small enough that the buffer (kept between
 # calls) does not dominate a training step's peak memory; bands of rows cost little more time
 _workspace_limit = 64 * 2**20
-_scratch = threading.local()  # per thread: one reusable host buffer for column matrices
+_buffers = {}  # thread id -> that thread's reusable host buffer for column matrices
 # whole images are grouped into tiles of columns that stay in the last-level cache (32 MiB L3 here;
 # 2 MiB L2 per core) between im2col writing them and the GEMM reading them; per-image tiles of 2-8
 # MiB measured the same
@@ -66,8 +71,18 @@ def get_workspace_limit():
 
 
 def clear_workspace():
-    """Free this thread's column buffer (it is otherwise kept for the next convolution)."""
-    _scratch.buffer = None
+    """Free the column buffers (they are otherwise kept for the next convolution)."""
+    _buffers.clear()
+
+
+def thread_workspace_limit():
+    """This thread's part of the workspace limit: all of it, or its share in a batch split."""
+    return max(1, _workspace_limit // threads.share())
+
+
+def _over_batch(xp, fn, n, work):
+    """``fn(n0, n1)`` over the batch: split over the cores on the host, else in one call."""
+    return threads.over_batch(fn, n, work) if xp is np else [fn(0, n)]
 
 
 def _column_buffer(xp, shape, dtype):
@@ -82,10 +97,11 @@ def _column_buffer(xp, shape, dtype):
         return None
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    buffer = getattr(_scratch, "buffer", None)
+    me = threading.get_ident()
+    buffer = _buffers.get(me)
     if buffer is None or buffer.nbytes < nbytes:
-        buffer = _scratch.buffer = None  # let the smaller buffer go before the bigger one is allocated
-        buffer = _scratch.buffer = np.empty(nbytes, np.uint8)
+        _buffers.pop(me, None)  # let the smaller buffer go before the bigger one is allocated
+        buffer = _buffers[me] = np.empty(nbytes, np.uint8)
     return buffer[:nbytes].view(dtype).reshape(shape)
 
 
@@ -122,12 +138,13 @@ class _ColumnPlan:
         limit, or (one image bigger than the limit) the grid rows into bands that fit the limit."""
         row_bytes = self.c * self.win.kh * self.win.kw * self.ow * itemsize
         image_bytes = row_bytes * self.oh
-        if self.pointwise or image_bytes <= _workspace_limit:  # whole images, as many as fit
-            limit = min(_CACHE_TILE, _workspace_limit) if xp is np else _workspace_limit
+        workspace = thread_workspace_limit()
+        if self.pointwise or image_bytes <= workspace:  # whole images, as many as fit
+            limit = min(_CACHE_TILE, workspace) if xp is np else workspace
             step = n if self.pointwise or image_bytes == 0 else max(1, limit // image_bytes)
             return [(n0, min(n, n0 + step), 0, self.oh) for n0 in range(0, n, max(step, 1))]
         # bands of rows of one image, of (nearly) equal heights
-        bands = -(-self.oh // max(1, _workspace_limit // row_bytes))
+        bands = -(-self.oh // max(1, workspace // row_bytes))
         bounds = [self.oh * b // bands for b in range(bands + 1)]
         return [(i, i + 1, y0, y1) for i in range(n) for y0, y1 in zip(bounds, bounds[1:])]
 
@@ -197,41 +214,55 @@ class Conv2d(Function):
         self.win, self.oh, self.ow, self.groups = win, oh, ow, groups
 
     def forward(self, x, w, b=None):
-        xp, g, win = self.xp, self.groups, self.win
+        xp, win = self.xp, self.win
         self.x, self.w = x, w  # the columns are rebuilt in backward rather than kept
         # 3x3 stride-1 convolutions on the CPU: Winograd's 16 multiplies per 2x2 outputs
         # instead of 36 beat any GEMM on the im2col matrix (see ops/winograd.py)
         self.winograd = xp is np and x.dtype in (np.float32, np.float64) and winograd.supports(
-            x.shape, w.shape, (win.sh, win.sw), (win.ph, win.pw), (win.dh, win.dw), g)
+            x.shape, w.shape, (win.sh, win.sw), (win.ph, win.pw), (win.dh, win.dw), self.groups)
+        y = xp.empty((x.shape[0], w.shape[0], self.oh, self.ow), x.dtype)
+        _over_batch(xp, lambda n0, n1: self._forward(x[n0:n1], w, b, y[n0:n1]), x.shape[0], self._work())
+        return y
+
+    def _work(self):
+        """Multiply-adds of the forward pass (the backward's two products cost as much each)."""
+        return self.x.shape[0] * self.w.size * self.oh * self.ow
+
+    def _forward(self, x, w, b, y):
+        """y[:] = conv2d(x, w) + b for one part of the batch."""
+        xp, g, win = self.xp, self.groups, self.win
         if self.winograd:
-            y = winograd.conv2d(x, w, (win.ph, win.pw))
+            winograd.conv2d(x, w, (win.ph, win.pw), out=y)
             if b is not None:
                 y += b.reshape(1, -1, 1, 1)
-            return y
+            return
         plan = _ColumnPlan(x.shape, win, self.oh, self.ow, g)
-        y = xp.empty((x.shape[0], w.shape[0], self.oh, self.ow), x.dtype)
         wmat = w.reshape(g, w.shape[0] // g, -1)  # (G, Og, Cg*kh*kw)
         for tile in plan.tiles(xp, x.shape[0], x.itemsize):
             y_tile = xp.matmul(wmat, plan.columns(x, tile), out=plan.grid(y, tile))
             if b is not None:  # while the tile is still in the cache
                 y_tile += b.reshape(1, g, -1, 1)
-        return y
 
     def backward(self, gy):
-        xp, g, x, w = self.xp, self.groups, self.x, self.w
+        xp, x, w = self.xp, self.x, self.w
         gy = xp.ascontiguousarray(gy)
         need_x, need_w = self.needs_input_grad[:2]
-        if self.winograd:
-            gx, gw = winograd.conv2d_backward(x, gy, w, (self.win.ph, self.win.pw), need_x, need_w)
-        else:
-            gx, gw = self._im2col_backward(gy, need_x, need_w)
-        grads = (gx, gw)
-        if len(self.needs_input_grad) == 3:
-            grads += (gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None,)
-        return grads
+        need_b = len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
+        gx = xp.empty(x.shape, x.dtype) if need_x else None
 
-    def _im2col_backward(self, gy, need_x, need_w):
-        xp, g, x, w = self.xp, self.groups, self.x, self.w
+        def images(n0, n1):  # gx[n0:n1] and this part's sums for gw and gb
+            gw = self._backward(x[n0:n1], gy[n0:n1], None if gx is None else gx[n0:n1], need_w)
+            return gw, gy[n0:n1].sum(axis=(0, 2, 3)) if need_b else None
+
+        parts = _over_batch(xp, images, x.shape[0], self._work())
+        grads = (gx, _sum(gw for gw, _ in parts))
+        return grads + (_sum(gb for _, gb in parts),) if len(self.needs_input_grad) == 3 else grads
+
+    def _backward(self, x, gy, gx, need_w):
+        """Writes gx (if not None) for one part of the batch; returns its weight gradient."""
+        xp, g, w = self.xp, self.groups, self.w
+        if self.winograd:
+            return winograd.conv2d_backward(x, gy, w, (self.win.ph, self.win.pw), gx is not None, need_w, gx)[1]
         plan = _ColumnPlan(x.shape, self.win, self.oh, self.ow, g)
         tiles = plan.tiles(xp, x.shape[0], x.itemsize)
         gw = None
@@ -240,15 +271,25 @@ class Conv2d(Function):
             for tile in tiles:
                 gw = _add_weight_grad(xp, plan.columns(x, tile), plan.grid(gy, tile), gw, tall)
             gw = _weight_grad_result(xp, gw, w, tall)
-        gx = None
-        if need_x and x.shape[0] * self.oh * self.ow >= 1024 and _correlation_window(self.win) is not None:
-            gx = _input_grad_by_correlation(xp, gy, w, x.shape, self.win, g)
-        elif need_x:
-            gx = (xp.zeros if plan.banded(tiles) else xp.empty)(x.shape, x.dtype)
+        if gx is not None and x.shape[0] * self.oh * self.ow >= 1024 and _correlation_window(self.win) is not None:
+            _input_grad_by_correlation(xp, gy, w, gx, self.win, g)
+        elif gx is not None:
+            if plan.banded(tiles):  # bands add into gx
+                gx[...] = 0
             w_t = w.reshape(g, w.shape[0] // g, -1).transpose(0, 2, 1)  # (G, Cg*kh*kw, Og)
             for tile in tiles:
                 plan.col2im(xp.matmul(w_t, plan.grid(gy, tile), out=plan.scratch(gx, tile)), tile, gx)
-        return gx, gw
+        return gw
+
+
+def _sum(parts):
+    """The sum of the parts' partial results (None when they are None: not asked for)."""
+    parts = list(parts)
+    if parts[0] is None:
+        return None
+    for p in parts[1:]:
+        parts[0] += p
+    return parts[0]
 
 
 _SMALL_MAP_PIXELS = 1024  # maps with fewer pixels (oh*ow) put a tile's images into one GEMM
@@ -297,9 +338,9 @@ def _correlation_window(win):
     return Window(win.kh, win.kw, 1, 1, ph, pw, win.dh, win.dw)
 
 
-def _input_grad_by_correlation(xp, gy, w, x_shape, win, g):
-    """gx[n, c] = sum_o gy[n, o] (*) flip(w[o, c]) (stride 1): im2col of gy and one GEMM per
-    tile, like a forward pass, instead of a GEMM into columns and a col2im fold.
+def _input_grad_by_correlation(xp, gy, w, gx, win, g):
+    """gx[n, c] = sum_o gy[n, o] (*) flip(w[o, c]) (stride 1), written into gx: im2col of gy
+    and one GEMM per tile, like a forward pass, instead of a GEMM into columns and a col2im fold.
 
     The flipped, transposed weight wf (G, Cg, Og*kh*kw) has wf[g, c, (o*kh + i)*kw + j] =
     w[g*Og + o, c, kh-1-i, kw-1-j].
@@ -307,11 +348,9 @@ def _input_grad_by_correlation(xp, gy, w, x_shape, win, g):
     o, cg, kh, kw = w.shape
     wf = w.reshape(g, o // g, cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
     wf = xp.ascontiguousarray(wf).reshape(g, cg, -1)
-    gx = xp.empty(x_shape, gy.dtype)
-    plan = _ColumnPlan(gy.shape, _correlation_window(win), x_shape[2], x_shape[3], g)
+    plan = _ColumnPlan(gy.shape, _correlation_window(win), gx.shape[2], gx.shape[3], g)
     for tile in plan.tiles(xp, gy.shape[0], gy.itemsize):
         xp.matmul(wf, plan.columns(gy, tile), out=plan.grid(gx, tile))
-    return gx
 
 
 class ConvTranspose2d(Function):
@@ -322,39 +361,56 @@ class ConvTranspose2d(Function):
         self.win, self.out_hw, self.groups = win, out_hw, groups
 
     def forward(self, x, w, b=None):
-        xp, g = self.xp, self.groups
+        xp = self.xp
         self.x, self.w = x, w
-        n, _, h, wd = x.shape
-        y_shape = (n, w.shape[1] * g) + self.out_hw
-        plan = _ColumnPlan(y_shape, self.win, h, wd, g)
-        tiles = plan.tiles(xp, n, x.itemsize)
-        y = (xp.zeros if plan.banded(tiles) else xp.empty)(y_shape, x.dtype)
-        w_t = w.reshape(g, w.shape[0] // g, -1).transpose(0, 2, 1)  # (G, Coutg*kh*kw, Cing)
-        for tile in tiles:
-            plan.col2im(xp.matmul(w_t, plan.grid(x, tile), out=plan.scratch(y, tile)), tile, y)
+        y = xp.empty((x.shape[0], w.shape[1] * self.groups) + self.out_hw, x.dtype)
+        _over_batch(xp, lambda n0, n1: self._forward(x[n0:n1], w, y[n0:n1]), x.shape[0], self._work())
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y
 
+    def _work(self):
+        return self.x.size * self.w[0].size
+
+    def _forward(self, x, w, y):
+        xp, g = self.xp, self.groups
+        plan = _ColumnPlan(y.shape, self.win, x.shape[2], x.shape[3], g)
+        tiles = plan.tiles(xp, x.shape[0], x.itemsize)
+        if plan.banded(tiles):  # bands add into y
+            y[...] = 0
+        w_t = w.reshape(g, w.shape[0] // g, -1).transpose(0, 2, 1)  # (G, Coutg*kh*kw, Cing)
+        for tile in tiles:
+            plan.col2im(xp.matmul(w_t, plan.grid(x, tile), out=plan.scratch(y, tile)), tile, y)
+
     def backward(self, gy):
-        xp, g, x, w = self.xp, self.groups, self.x, self.w
+        xp, x = self.xp, self.x
         gy = xp.ascontiguousarray(gy)
-        plan = _ColumnPlan(gy.shape, self.win, x.shape[2], x.shape[3], g)
         need_x, need_w = self.needs_input_grad[:2]
+        need_b = len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
         gx = xp.empty(x.shape, x.dtype) if need_x else None
+
+        def images(n0, n1):  # gx[n0:n1] and this part's sums for gw and gb
+            gw = self._backward(x[n0:n1], gy[n0:n1], None if gx is None else gx[n0:n1], need_w)
+            return gw, gy[n0:n1].sum(axis=(0, 2, 3)) if need_b else None
+
+        parts = _over_batch(xp, images, x.shape[0], self._work())
+        grads = (gx, _sum(gw for gw, _ in parts))
+        return grads + (_sum(gb for _, gb in parts),) if len(self.needs_input_grad) == 3 else grads
+
+    def _backward(self, x, gy, gx, need_w):
+        """Writes gx (if not None) for one part of the batch; returns its weight gradient."""
+        xp, g, w = self.xp, self.groups, self.w
+        plan = _ColumnPlan(gy.shape, self.win, x.shape[2], x.shape[3], g)
         gw = None
         tall = _tall(w, g, x.shape[2] * x.shape[3])
         wmat = w.reshape(g, w.shape[0] // g, -1)  # (G, Cing, Coutg*kh*kw)
         for tile in plan.tiles(xp, x.shape[0], x.itemsize):
             col = plan.columns(gy, tile)  # (nb, G, Coutg*kh*kw, L)
-            if need_x:
+            if gx is not None:
                 xp.matmul(wmat, col, out=plan.grid(gx, tile))
             if need_w:  # gW = sum_n x_n @ col_n^T: conv2d's weight gradient with x in the place of gy
                 gw = _add_weight_grad(xp, col, plan.grid(x, tile), gw, tall)
-        grads = (gx, _weight_grad_result(xp, gw, w, tall) if need_w else None)
-        if len(self.needs_input_grad) == 3:
-            grads += (gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None,)
-        return grads
+        return _weight_grad_result(xp, gw, w, tall) if need_w else None
 
 
 # -- argument checking and output sizes ---------------------------------------------------

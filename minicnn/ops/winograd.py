@@ -139,7 +139,7 @@ def _chunks(n, th, tw, tile_bytes):
     """Split the tiles into pieces (n0, n1, ty0, ty1) whose scratch (``tile_bytes`` per tile)
     is about ``_CHUNK_BYTES`` and at most the workspace limit: as many whole images as fit,
     else bands of tile rows of one image."""
-    target = min(conv.get_workspace_limit(), max(_CHUNK_BYTES, _MIN_CHUNK_TILES * tile_bytes))
+    target = min(conv.thread_workspace_limit(), max(_CHUNK_BYTES, _MIN_CHUNK_TILES * tile_bytes))
     image_bytes = tile_bytes * th * tw
     if image_bytes <= target:
         step = max(1, target // image_bytes)
@@ -154,15 +154,16 @@ def _scratch(dtype, c, o, tiles):
     return buf[:16 * c * tiles].reshape(16, c, tiles), buf[16 * c * tiles:].reshape(16, o, tiles)
 
 
-def conv2d(x, w, padding):
+def conv2d(x, w, padding, out=None):
     """y = conv2d(x, w) without bias, stride 1: x (N, C, H, W), w (O, C, 3, 3), padding (ph, pw)
-    -> y (N, O, H + 2ph - 2, W + 2pw - 2), as 16 GEMMs M[k] = U[k] @ V[k] per chunk of tiles."""
+    -> y (N, O, H + 2ph - 2, W + 2pw - 2), as 16 GEMMs M[k] = U[k] @ V[k] per chunk of tiles;
+    written into ``out`` (C-contiguous) if given."""
     n, c, _, _ = x.shape
     o = w.shape[0]
     ph, pw = padding
     oh, ow, th, tw = _tile_grid(x.shape, padding)
     x = np.ascontiguousarray(x)  # the kernels are compiled for C-contiguous arrays
-    y = np.empty((n, o, oh, ow), x.dtype)
+    y = np.empty((n, o, oh, ow), x.dtype) if out is None else out
     u = filter_transform(w)
     for n0, n1, ty0, ty1 in _chunks(n, th, tw, 16 * (c + o) * x.itemsize):
         v, m = _scratch(x.dtype, c, o, (n1 - n0) * (ty1 - ty0) * tw)
@@ -172,10 +173,10 @@ def conv2d(x, w, padding):
     return y
 
 
-def conv2d_backward(x, gy, w, padding, need_input=True, need_weight=True):
+def conv2d_backward(x, gy, w, padding, need_input=True, need_weight=True, gx=None):
     """Both gradients of ``conv2d`` at once, from one transform of gy per chunk:
-    returns (gx, gw), None where not asked for."""
-    return _gradients(gy, padding, x.shape, x if need_weight else None, w if need_input else None)
+    returns (gx, gw), None where not asked for; gx is written into ``gx`` if given."""
+    return _gradients(gy, padding, x.shape, x if need_weight else None, w if need_input else None, gx)
 
 
 def conv2d_input_grad(gy, w, x_shape, padding):
@@ -193,8 +194,9 @@ def conv2d_weight_grad(x, gy, w_shape, padding):
     return _gradients(gy, padding, x.shape, x, None)[1]
 
 
-def _gradients(gy, padding, x_shape, x, w):
-    """(gx or None, gw or None): the input gradient needs w, the weight gradient needs x.
+def _gradients(gy, padding, x_shape, x, w, gx=None):
+    """(gx or None, gw or None): the input gradient needs w (and goes into ``gx`` if given),
+    the weight gradient needs x.
 
     Per chunk of tiles: gM = A gY A^T once; gU += gM V^T (V = B^T d B rebuilt from x);
     gV = U^T gM (written over V, no longer needed) folded back into gx."""
@@ -206,10 +208,15 @@ def _gradients(gy, padding, x_shape, x, w):
     x = None if x is None else np.ascontiguousarray(x)
     chunks = _chunks(n, th, tw, 16 * (c + o) * gy.itemsize)
     banded = any(ty1 - ty0 < th for _, _, ty0, ty1 in chunks)  # bands share edge rows: add up
-    gx = gu = None
-    if w is not None:
+    gu = None
+    if w is None:
+        gx = None
+    else:
         u_t = filter_transform(w).transpose(0, 2, 1)  # (16, C, O)
-        gx = (np.zeros if banded else np.empty)(x_shape, gy.dtype)
+        if gx is None:
+            gx = np.empty(x_shape, gy.dtype)
+        if banded:
+            gx[...] = 0
     for n0, n1, ty0, ty1 in chunks:
         v, gm = _scratch(gy.dtype, c, o, (n1 - n0) * (ty1 - ty0) * tw)
         kernels.output_transform_adjoint(gy, n0, ty0, ty1, tw, gm)

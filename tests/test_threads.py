@@ -1,0 +1,127 @@
+"""The batch split over cores (minicnn/cpu/threads.py): parts, BLAS threads, errors, and
+convolutions that give the same result split and unsplit."""
+import threading
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+import minicnn.nn.functional as F
+from minicnn.cpu import threads
+from minicnn.ops import conv as conv_ops
+
+pytestmark = pytest.mark.skipif(threads.blas_threads() is None,
+                                reason="NumPy's BLAS is not an OpenBLAS minicnn can set the threads of")
+
+
+@pytest.fixture
+def split(monkeypatch):
+    """Every batch splits (no minimum work) over ``parts`` BLAS threads, restored afterwards."""
+    before = threads.blas_threads()
+    monkeypatch.setattr(threads, "MIN_SPLIT_WORK", 0)
+
+    def use(parts):
+        threads._blas[0](parts)
+    yield use
+    threads._blas[0](before)
+
+
+def _record(calls):
+    def fn(n0, n1):
+        calls.append((n0, n1, threads.share(), threads.blas_threads(), threading.get_ident()))
+        return n1 - n0
+    return fn
+
+
+@pytest.mark.parametrize("n, parts, bounds", [(8, 2, [(0, 4), (4, 8)]), (7, 3, [(0, 2), (2, 4), (4, 7)]),
+                                              (2, 4, [(0, 1), (1, 2)])])
+def test_parts_cover_the_batch_in_order_on_as_many_threads(split, n, parts, bounds):
+    split(parts)
+    calls = []
+    assert threads.over_batch(_record(calls), n, work=1) == [b - a for a, b in bounds]
+    assert sorted(c[:2] for c in calls) == bounds
+    assert {c[2] for c in calls} == {len(bounds)}  # every part knows how many share the batch
+    assert {c[3] for c in calls} == {1}  # single-threaded BLAS inside
+    me = threading.get_ident()
+    assert [c[4] == me for c in sorted(calls)] == [True] + [False] * (len(bounds) - 1)  # the rest on workers
+    assert threads.blas_threads() == parts and threads.share() == 1  # restored
+
+
+@pytest.mark.parametrize("case", ["one image", "little work", "one BLAS thread"])
+def test_no_split_runs_one_call_on_this_thread(split, monkeypatch, case):
+    split(1 if case == "one BLAS thread" else 2)
+    if case == "little work":
+        monkeypatch.setattr(threads, "MIN_SPLIT_WORK", 100)
+    calls = []
+    threads.over_batch(_record(calls), 1 if case == "one image" else 6, work=99)
+    assert [c[:3] for c in calls] == [(0, 1 if case == "one image" else 6, 1)]
+    assert calls[0][4] == threading.get_ident()
+
+
+def test_no_split_inside_a_split(split):
+    split(2)
+    inner = []
+    threads.over_batch(lambda n0, n1: threads.over_batch(_record(inner), 5, work=1), 4, work=1)
+    assert sorted(c[:3] for c in inner) == [(0, 5, 2), (0, 5, 2)]  # each share ran the inner batch whole
+
+
+def test_an_error_in_a_part_reaches_the_caller_and_blas_gets_its_threads_back(split):
+    split(2)
+
+    def fail_second(n0, n1):
+        if n0:
+            raise ValueError(f"part {n0}:{n1} failed")
+        return 0
+    with pytest.raises(ValueError, match="part 3:6 failed"):
+        threads.over_batch(fail_second, 6, work=1)
+    assert threads.blas_threads() == 2 and threads.share() == 1
+    assert threads.over_batch(lambda n0, n1: n1 - n0, 6, work=1) == [3, 3]  # the lock was released
+
+
+CASES = [  # fn, x shape, w shape, stride, padding, groups, what it exercises
+    (F.conv2d, (5, 4, 11, 9), (6, 2, 3, 3), (1, 1), (1, 1), 2, "gx by correlation"),
+    (F.conv2d, (4, 3, 13, 10), (4, 3, 5, 4), (3, 2), (2, 1), 1, "gx by col2im"),
+    (F.conv2d, (3, 3, 23, 21), (4, 3, 11, 11), (4, 4), (2, 2), 1, "a stem: im2col by phase"),
+    (F.conv2d, (4, 6, 9, 9), (5, 6, 1, 1), (1, 1), (0, 0), 1, "pointwise"),
+    (F.conv2d, (3, 9, 17, 14), (10, 9, 3, 3), (1, 1), (1, 1), 1, "Winograd"),
+    (F.conv_transpose2d, (5, 4, 6, 5), (4, 3, 3, 3), (2, 2), (1, 1), 2, "transposed"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[-1] for c in CASES])
+@pytest.mark.parametrize("limit", [2**30, 1], ids=["whole images", "bands of rows"])
+def test_conv_split_over_threads_equals_one_thread(split, case, limit):
+    """Output and all three gradients (float64) equal the unsplit run's to rounding, also with
+    a workspace so small that every share cuts its images into bands."""
+    fn, x_shape, w_shape, stride, padding, groups, _ = case
+    rng = np.random.default_rng(40)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0] if fn is F.conv2d else w_shape[1] * groups)
+    kw = dict(stride=stride, padding=padding, groups=groups)
+    results = []
+    previous = conv_ops.set_workspace_limit(limit)
+    try:
+        for parts in (1, 3):
+            split(parts)
+            tx, tw, tb = (mc.tensor(a, requires_grad=True) for a in (x, w, b))
+            y = fn(tx, tw, tb, **kw)
+            (y * mc.tensor(np.cos(np.arange(y.numel())).reshape(y.shape))).sum().backward()
+            results.append([y.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()])
+    finally:
+        conv_ops.set_workspace_limit(previous)
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_conv_splits_the_batch_it_is_given(split, monkeypatch):
+    """A convolution really runs in shares (one per thread), each on its own images."""
+    split(2)
+    seen = []
+    original = conv_ops.Conv2d._forward
+
+    def spy(self, x, w, b, y):
+        seen.append((x.shape[0], threads.share()))
+        return original(self, x, w, b, y)
+    monkeypatch.setattr(conv_ops.Conv2d, "_forward", spy)
+    F.conv2d(mc.randn(5, 2, 6, 6), mc.randn(3, 2, 3, 3))
+    assert sorted(seen) == [(2, 2), (3, 2)]
