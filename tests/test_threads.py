@@ -125,3 +125,27 @@ def test_conv_splits_the_batch_it_is_given(split, monkeypatch):
     monkeypatch.setattr(conv_ops.Conv2d, "_forward", spy)
     F.conv2d(mc.randn(5, 2, 6, 6), mc.randn(3, 2, 3, 3))
     assert sorted(seen) == [(2, 2), (3, 2)]
+
+
+def _conv_in_child(queue):
+    x, w = mc.ones(4, 2, 6, 6), mc.ones(3, 2, 3, 3)
+    queue.put(float(F.conv2d(x, w).sum().item()))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_can_split_again(split):
+    """The child of a fork has none of the parent's pool threads; its convolutions must not wait
+    for them."""
+    import multiprocessing
+    split(2)
+    F.conv2d(mc.ones(4, 2, 6, 6), mc.ones(3, 2, 3, 3))  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_conv_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
+    assert queue.get(timeout=5) == 4 * 3 * 4 * 4 * 18.0

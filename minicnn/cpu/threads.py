@@ -111,6 +111,16 @@ def over_batch(fn, n, work):
         _split_lock.release()
 
 
+def _after_fork_in_child():
+    """A forked child has none of the parent's worker threads: start a new pool when needed."""
+    global _pool, _split_lock
+    _pool, _split_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _run_share(fn, parts, n0, n1):
     _local.share = parts
     try:
