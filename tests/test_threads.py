@@ -16,9 +16,11 @@ pytestmark = pytest.mark.skipif(threads.blas_threads() is None,
 
 @pytest.fixture
 def split(monkeypatch):
-    """Every batch splits (no minimum work) over ``parts`` BLAS threads, restored afterwards."""
+    """Every batch splits (no minimum work or map size) over ``parts`` BLAS threads, restored
+    afterwards."""
     before = threads.blas_threads()
     monkeypatch.setattr(threads, "MIN_SPLIT_WORK", 0)
+    monkeypatch.setattr(conv_ops, "_MIN_SHARE_PIXELS", 1)
 
     def use(parts):
         threads._blas[0](parts)
@@ -47,13 +49,14 @@ def test_parts_cover_the_batch_in_order_on_as_many_threads(split, n, parts, boun
     assert threads.blas_threads() == parts and threads.share() == 1  # restored
 
 
-@pytest.mark.parametrize("case", ["one image", "little work", "one BLAS thread"])
+@pytest.mark.parametrize("case", ["one image", "little work", "one BLAS thread", "too few images per part"])
 def test_no_split_runs_one_call_on_this_thread(split, monkeypatch, case):
     split(1 if case == "one BLAS thread" else 2)
     if case == "little work":
         monkeypatch.setattr(threads, "MIN_SPLIT_WORK", 100)
     calls = []
-    threads.over_batch(_record(calls), 1 if case == "one image" else 6, work=99)
+    threads.over_batch(_record(calls), 1 if case == "one image" else 6, work=99,
+                       min_images=4 if case == "too few images per part" else 1)
     assert [c[:3] for c in calls] == [(0, 1 if case == "one image" else 6, 1)]
     assert calls[0][4] == threading.get_ident()
 
@@ -111,6 +114,23 @@ def test_conv_split_over_threads_equals_one_thread(split, case, limit):
         conv_ops.set_workspace_limit(previous)
     for got, want in zip(results[1], results[0]):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("hw, n, shares", [(18, 8, [4, 4]), (9, 8, [8]), (9, 32, [16, 16])])
+def test_conv_splits_a_batch_of_big_enough_maps(split, monkeypatch, hw, n, shares):
+    """Maps of 16x16 outputs split a batch of 8; 7x7 ones (49 pixels: a share needs 256) only
+    a batch of 32."""
+    split(2)
+    monkeypatch.setattr(conv_ops, "_MIN_SHARE_PIXELS", 256)
+    seen = []
+    original = conv_ops.Conv2d._forward
+
+    def spy(self, x, w, b, y):
+        seen.append(x.shape[0])
+        return original(self, x, w, b, y)
+    monkeypatch.setattr(conv_ops.Conv2d, "_forward", spy)
+    F.conv2d(mc.randn(n, 2, hw, hw), mc.randn(3, 2, 3, 3))
+    assert sorted(seen) == shares
 
 
 def test_conv_splits_the_batch_it_is_given(split, monkeypatch):

@@ -79,16 +79,16 @@ def share():
     return getattr(_local, "share", 1)
 
 
-def over_batch(fn, n, work):
+def over_batch(fn, n, work, min_images=1):
     """``[fn(n0, n1), ...]`` over contiguous parts of ``range(n)`` (in order), run at once,
     one per BLAS thread, each thread with a single-threaded BLAS; or ``[fn(0, n)]`` when
-    that is not possible or not worth it (fewer than 2 images, ``work`` multiply-adds under
-    ``MIN_SPLIT_WORK``, a BLAS that cannot be told, one BLAS thread, or a split already
-    running). ``fn`` must write disjoint outputs for disjoint parts and call no numba
-    parallel loop (they would oversubscribe the cores)."""
+    that is not possible or not worth it (fewer than 2 parts of ``min_images`` images,
+    ``work`` multiply-adds under ``MIN_SPLIT_WORK``, a BLAS that cannot be told, one BLAS
+    thread, or a split already running). ``fn`` must write disjoint outputs for disjoint
+    parts and call no numba parallel loop (they would oversubscribe the cores)."""
     global _pool
     threads = blas_threads() or 1
-    parts = min(threads, n)
+    parts = min(threads, n // max(1, min_images))
     if parts < 2 or work < MIN_SPLIT_WORK or share() > 1 or not _split_lock.acquire(blocking=False):
         return [fn(0, n)]
     try:

@@ -80,9 +80,19 @@ def thread_workspace_limit():
     return max(1, _workspace_limit // threads.share())
 
 
-def _over_batch(xp, fn, n, work):
-    """``fn(n0, n1)`` over the batch: split over the cores on the host, else in one call."""
-    return threads.over_batch(fn, n, work) if xp is np else [fn(0, n)]
+# A share of a batch split needs this many pixels of GEMM grid at least: with fewer the
+# GEMMs are too narrow for one thread and each share reads all the weights (2 cores, batch 8,
+# 1x1 2048->512 at 7x7, forward: 5.0 ms threaded BLAS, 6.2-6.7 split); at 14x14 the split
+# wins (3x3 256->256 f+b 37.4 -> 24.5 ms)
+_MIN_SHARE_PIXELS = 256
+
+
+def _over_batch(xp, fn, n, work, pixels):
+    """``fn(n0, n1)`` over the batch (images of ``pixels`` grid pixels): split over the cores
+    on the host, else in one call."""
+    if xp is not np:
+        return [fn(0, n)]
+    return threads.over_batch(fn, n, work, min_images=-(-_MIN_SHARE_PIXELS // max(1, pixels)))
 
 
 def _column_buffer(xp, shape, dtype):
@@ -221,7 +231,8 @@ class Conv2d(Function):
         self.winograd = xp is np and x.dtype in (np.float32, np.float64) and winograd.supports(
             x.shape, w.shape, (win.sh, win.sw), (win.ph, win.pw), (win.dh, win.dw), self.groups)
         y = xp.empty((x.shape[0], w.shape[0], self.oh, self.ow), x.dtype)
-        _over_batch(xp, lambda n0, n1: self._forward(x[n0:n1], w, b, y[n0:n1]), x.shape[0], self._work())
+        _over_batch(xp, lambda n0, n1: self._forward(x[n0:n1], w, b, y[n0:n1]), x.shape[0], self._work(),
+                    self.oh * self.ow)
         return y
 
     def _work(self):
@@ -254,7 +265,7 @@ class Conv2d(Function):
             gw = self._backward(x[n0:n1], gy[n0:n1], None if gx is None else gx[n0:n1], need_w)
             return gw, gy[n0:n1].sum(axis=(0, 2, 3)) if need_b else None
 
-        parts = _over_batch(xp, images, x.shape[0], self._work())
+        parts = _over_batch(xp, images, x.shape[0], self._work(), self.oh * self.ow)
         grads = (gx, _sum(gw for gw, _ in parts))
         return grads + (_sum(gb for _, gb in parts),) if len(self.needs_input_grad) == 3 else grads
 
@@ -364,7 +375,8 @@ class ConvTranspose2d(Function):
         xp = self.xp
         self.x, self.w = x, w
         y = xp.empty((x.shape[0], w.shape[1] * self.groups) + self.out_hw, x.dtype)
-        _over_batch(xp, lambda n0, n1: self._forward(x[n0:n1], w, y[n0:n1]), x.shape[0], self._work())
+        _over_batch(xp, lambda n0, n1: self._forward(x[n0:n1], w, y[n0:n1]), x.shape[0], self._work(),
+                    x.shape[2] * x.shape[3])
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y
@@ -393,7 +405,7 @@ class ConvTranspose2d(Function):
             gw = self._backward(x[n0:n1], gy[n0:n1], None if gx is None else gx[n0:n1], need_w)
             return gw, gy[n0:n1].sum(axis=(0, 2, 3)) if need_b else None
 
-        parts = _over_batch(xp, images, x.shape[0], self._work())
+        parts = _over_batch(xp, images, x.shape[0], self._work(), x.shape[2] * x.shape[3])
         grads = (gx, _sum(gw for gw, _ in parts))
         return grads + (_sum(gb for _, gb in parts),) if len(self.needs_input_grad) == 3 else grads
 
