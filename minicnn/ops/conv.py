@@ -44,7 +44,7 @@ from .. import backend
 from ..autograd import Function
 from ..cpu import threads
 from ..tensor import Tensor
-from . import winograd
+from . import phases, winograd
 
 # 64 MiB: big enough that BLAS sees long matrices, small enough that the buffer (kept between
 # calls) does not dominate a training step's peak memory; bands of rows cost little more time
@@ -228,8 +228,13 @@ class Conv2d(Function):
         self.x, self.w = x, w  # the columns are rebuilt in backward rather than kept
         # 3x3 stride-1 convolutions on the CPU: Winograd's 16 multiplies per 2x2 outputs
         # instead of 36 beat any GEMM on the im2col matrix (see ops/winograd.py)
-        self.winograd = xp is np and x.dtype in (np.float32, np.float64) and winograd.supports(
-            x.shape, w.shape, (win.sh, win.sw), (win.ph, win.pw), (win.dh, win.dw), self.groups)
+        host = xp is np and x.dtype in (np.float32, np.float64)
+        geometry = (x.shape, w.shape, (win.sh, win.sw), (win.ph, win.pw), (win.dh, win.dw), self.groups)
+        self.winograd = host and winograd.supports(*geometry)
+        # strided ones whose phases make a 3x3 stride-1 convolution, too (see ops/phases.py)
+        self.phases = phases.Phases(*geometry[:4]) if host and phases.supports(*geometry) else None
+        if self.phases is not None:
+            self.w_phases = self.phases.weight(w)
         y = xp.empty((x.shape[0], w.shape[0], self.oh, self.ow), x.dtype)
         _over_batch(xp, lambda n0, n1: self._forward(x[n0:n1], w, b, y[n0:n1]), x.shape[0], self._work(),
                     self.oh * self.ow)
@@ -242,8 +247,11 @@ class Conv2d(Function):
     def _forward(self, x, w, b, y):
         """y[:] = conv2d(x, w) + b for one part of the batch."""
         xp, g, win = self.xp, self.groups, self.win
-        if self.winograd:
-            winograd.conv2d(x, w, (win.ph, win.pw), out=y)
+        if self.winograd or self.phases is not None:
+            if self.winograd:
+                winograd.conv2d(x, w, (win.ph, win.pw), out=y)
+            else:
+                winograd.conv2d(self.phases.split(x), self.w_phases, (0, 0), out=y)
             if b is not None:
                 y += b.reshape(1, -1, 1, 1)
             return
@@ -274,6 +282,11 @@ class Conv2d(Function):
         xp, g, w = self.xp, self.groups, self.w
         if self.winograd:
             return winograd.conv2d_backward(x, gy, w, (self.win.ph, self.win.pw), gx is not None, need_w, gx)[1]
+        if self.phases is not None:
+            gxs, gws = winograd.conv2d_backward(self.phases.split(x), gy, self.w_phases, (0, 0), gx is not None, need_w)
+            if gx is not None:
+                self.phases.merge(gxs, gx)
+            return None if gws is None else self.phases.weight_grad(gws)
         plan = _ColumnPlan(x.shape, self.win, self.oh, self.ow, g)
         tiles = plan.tiles(xp, x.shape[0], x.itemsize)
         gw = None
