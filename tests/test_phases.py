@@ -108,3 +108,9 @@ def test_float32_through_the_phases_matches_im2col(monkeypatch):
     monkeypatch.setattr(phases, "supports", lambda *args: False)
     ref = F.conv2d(x, w, stride=4, padding=2)
     assert np.abs(y.numpy() - ref.numpy()).max() < 2e-6 * np.abs(ref.numpy()).max()
+
+
+def test_the_phases_kept_for_backward_are_the_size_of_the_input():
+    g = phases.Phases((8, 3, 224, 224), (64, 3, 11, 11), (4, 4), (2, 2))
+    assert g.x_shape == (8, 48, 57, 57)
+    assert np.prod(g.x_shape) < 1.05 * 8 * 3 * 224 * 224

@@ -125,9 +125,9 @@ def test_conv_splits_a_batch_of_big_enough_maps(split, monkeypatch, hw, n, share
     seen = []
     original = conv_ops.Conv2d._forward
 
-    def spy(self, x, w, b, y):
+    def spy(self, x, w, b, y, n0):
         seen.append(x.shape[0])
-        return original(self, x, w, b, y)
+        return original(self, x, w, b, y, n0)
     monkeypatch.setattr(conv_ops.Conv2d, "_forward", spy)
     F.conv2d(mc.randn(n, 2, hw, hw), mc.randn(3, 2, 3, 3))
     assert sorted(seen) == shares
@@ -139,9 +139,9 @@ def test_conv_splits_the_batch_it_is_given(split, monkeypatch):
     seen = []
     original = conv_ops.Conv2d._forward
 
-    def spy(self, x, w, b, y):
+    def spy(self, x, w, b, y, n0):
         seen.append((x.shape[0], threads.share()))
-        return original(self, x, w, b, y)
+        return original(self, x, w, b, y, n0)
     monkeypatch.setattr(conv_ops.Conv2d, "_forward", spy)
     F.conv2d(mc.randn(5, 2, 6, 6), mc.randn(3, 2, 3, 3))
     assert sorted(seen) == [(2, 2), (3, 2)]

@@ -233,10 +233,10 @@ class Conv2d(Function):
         self.winograd = host and winograd.supports(*geometry)
         # strided ones whose phases make a 3x3 stride-1 convolution, too (see ops/phases.py)
         self.phases = phases.Phases(*geometry[:4]) if host and phases.supports(*geometry) else None
-        if self.phases is not None:
-            self.w_phases = self.phases.weight(w)
+        if self.phases is not None:  # backward reads the phases (the input's size) instead of x
+            self.w_phases, self.x_phases = self.phases.weight(w), xp.empty(self.phases.x_shape, x.dtype)
         y = xp.empty((x.shape[0], w.shape[0], self.oh, self.ow), x.dtype)
-        _over_batch(xp, lambda n0, n1: self._forward(x[n0:n1], w, b, y[n0:n1]), x.shape[0], self._work(),
+        _over_batch(xp, lambda n0, n1: self._forward(x[n0:n1], w, b, y[n0:n1], n0), x.shape[0], self._work(),
                     self.oh * self.ow)
         return y
 
@@ -244,14 +244,15 @@ class Conv2d(Function):
         """Multiply-adds of the forward pass (the backward's two products cost as much each)."""
         return self.x.shape[0] * self.w.size * self.oh * self.ow
 
-    def _forward(self, x, w, b, y):
-        """y[:] = conv2d(x, w) + b for one part of the batch."""
+    def _forward(self, x, w, b, y, n0=0):
+        """y[:] = conv2d(x, w) + b for one part of the batch (its images from n0 on)."""
         xp, g, win = self.xp, self.groups, self.win
         if self.winograd or self.phases is not None:
             if self.winograd:
                 winograd.conv2d(x, w, (win.ph, win.pw), out=y)
             else:
-                winograd.conv2d(self.phases.split(x), self.w_phases, (0, 0), out=y)
+                xs = self.phases.split(x, out=self.x_phases[n0:n0 + x.shape[0]])
+                winograd.conv2d(xs, self.w_phases, (0, 0), out=y)
             if b is not None:
                 y += b.reshape(1, -1, 1, 1)
             return
@@ -270,7 +271,8 @@ class Conv2d(Function):
         gx = xp.empty(x.shape, x.dtype) if need_x else None
 
         def images(n0, n1):  # gx[n0:n1] and this part's sums for gw and gb
-            gw = self._backward(x[n0:n1], gy[n0:n1], None if gx is None else gx[n0:n1], need_w)
+            source = x[n0:n1] if self.phases is None else self.x_phases[n0:n1]
+            gw = self._backward(source, gy[n0:n1], None if gx is None else gx[n0:n1], need_w)
             return gw, gy[n0:n1].sum(axis=(0, 2, 3)) if need_b else None
 
         parts = _over_batch(xp, images, x.shape[0], self._work(), self.oh * self.ow)
@@ -278,12 +280,13 @@ class Conv2d(Function):
         return grads + (_sum(gb for _, gb in parts),) if len(self.needs_input_grad) == 3 else grads
 
     def _backward(self, x, gy, gx, need_w):
-        """Writes gx (if not None) for one part of the batch; returns its weight gradient."""
+        """Writes gx (if not None) for one part of the batch; returns its weight gradient.
+        ``x`` is that part's input, or on the phase path its phases."""
         xp, g, w = self.xp, self.groups, self.w
         if self.winograd:
             return winograd.conv2d_backward(x, gy, w, (self.win.ph, self.win.pw), gx is not None, need_w, gx)[1]
         if self.phases is not None:
-            gxs, gws = winograd.conv2d_backward(self.phases.split(x), gy, self.w_phases, (0, 0), gx is not None, need_w)
+            gxs, gws = winograd.conv2d_backward(x, gy, self.w_phases, (0, 0), gx is not None, need_w)
             if gx is not None:
                 self.phases.merge(gxs, gx)
             return None if gws is None else self.phases.weight_grad(gws)

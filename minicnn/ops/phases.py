@@ -70,17 +70,21 @@ class Phases:
             spans.append((u0, u1, stride * u0 + off - pad))
         return spans
 
-    def split(self, x):
-        """x (nb, C, H, W) -> x' (nb, C*sh*sw, rows, cols): the zero-padded phases."""
+    def split(self, x, out=None):
+        """x (nb, C, H, W) -> x' (nb, C*sh*sw, rows, cols): the zero-padded phases, written into
+        ``out`` (C-contiguous) if given."""
         nb, c = x.shape[:2]
-        xs = np.zeros((nb, c, self.sh * self.sw, self.rows, self.cols), x.dtype)
+        if out is None:
+            out = np.empty((nb,) + self.x_shape[1:], x.dtype)
+        xs = out.reshape(nb, c, self.sh * self.sw, self.rows, self.cols)
+        xs[...] = 0
         for p, (a, b) in enumerate(np.ndindex(self.sh, self.sw)):
             spans = self._phase(a, b, x.shape[2:])
             if spans:
                 (u0, u1, r0), (v0, v1, c0) = spans
                 xs[:, :, p, u0:u1, v0:v1] = x[:, :, r0:r0 + self.sh * (u1 - u0):self.sh,
                                               c0:c0 + self.sw * (v1 - v0):self.sw]
-        return xs.reshape((nb,) + self.x_shape[1:])
+        return out
 
     def merge(self, gxs, out):
         """The adjoint of ``split``: gx' (nb, C*sh*sw, rows, cols) -> ``out`` (nb, C, H, W)."""
