@@ -30,9 +30,12 @@ on a busy machine each call can stall on a descheduled thread (U-Net's 64 channe
 256x256, 2 threads: 157 ms with 64 MiB bands, 223 ms with 8 MiB ones; 229 vs 213 ms
 with 1 thread).
 
-On the host the batch is split over the cores (``minicnn/cpu/threads.py``): each thread
-runs the whole pipeline above on its own images with a single-threaded BLAS, and gets its
-share of the workspace limit.
+On the host two faster routes replace im2col where they apply: 3x3 stride-1 convolutions
+run as Winograd F(2x2, 3x3) (``ops/winograd.py``), and strided ones whose stride phases make
+a 3x3 kernel (AlexNet's 11x11/4 stem) as Winograd over those phases (``ops/phases.py``).
+And the batch is split over the cores (``minicnn/cpu/threads.py``): each thread runs the
+whole pipeline on its own images with a single-threaded BLAS, and gets its share of the
+workspace limit.
 """
 import math
 import threading
@@ -57,7 +60,8 @@ _CACHE_TILE = 8 * 2**20
 
 
 def set_workspace_limit(nbytes):
-    """Cap the im2col column buffer at ``nbytes`` (default 64 MiB); returns the previous cap."""
+    """Cap the im2col column buffers at ``nbytes`` in all (default 64 MiB; the threads of a
+    batch split share it); returns the previous cap."""
     global _workspace_limit
     if int(nbytes) < 1:
         raise ValueError(f"set_workspace_limit: the limit must be a positive number of bytes, got {nbytes}")
