@@ -174,8 +174,8 @@ def test_transforms_match_their_matrices():
     np.testing.assert_allclose(wg.filter_transform(g).reshape(4, 4), wg.G @ g[0, 0] @ wg.G.T, atol=1e-14)
     m = rng.standard_normal((16, 1, 1))
     y = np.empty((1, 1, 2, 2))
-    kernels.output_transform(m, 0, 0, 1, 1, y)
-    np.testing.assert_allclose(y[0, 0], wg.A_T @ m.reshape(4, 4) @ wg.A_T.T, atol=1e-14)
+    kernels.output_transform(m, 0, 0, 1, 1, np.array([0.25]), y)
+    np.testing.assert_allclose(y[0, 0], wg.A_T @ m.reshape(4, 4) @ wg.A_T.T + 0.25, atol=1e-14)
     # and F(2, 3) is exact: A^T [(G g G^T) * (B^T d B)] A = the 2x2 valid correlation of d with g
     full = wg.A_T @ ((wg.G @ g[0, 0] @ wg.G.T) * (wg.B_T @ d[0, 0] @ wg.B_T.T)) @ wg.A_T.T
     np.testing.assert_allclose(full, naive_conv3x3(d, g, 0, 0)[0, 0], atol=1e-13)

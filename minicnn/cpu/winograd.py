@@ -84,9 +84,11 @@ def input_transform(x, ph, pw, n0, ty0, ty1, tw, v):
 
 
 @numba.njit(cache=True, nogil=True)
-def output_transform(m, n0, ty0, ty1, tw, y):
+def output_transform(m, n0, ty0, ty1, tw, bias, y):
     """m (16, O, nb*(ty1 - ty0)*tw) -> rows 2ty0 .. 2ty1 - 1 of y[n0:n0+nb] (N, O, oh, ow):
-    each tile's Y_t = A^T M_t A; the rows and columns of partial tiles past oh, ow are dropped."""
+    each tile's Y_t = A^T M_t A + bias[o] (bias (O,): the bias is added here, while the rows
+    are in registers, not in another pass over y); the rows and columns of partial tiles past
+    oh, ow are dropped."""
     _, o_, oh, ow = y.shape
     nty = ty1 - ty0
     top = 2 * ty0
@@ -95,6 +97,7 @@ def output_transform(m, n0, ty0, ty1, tw, y):
     am = np.empty((2, 4, tw), m.dtype)  # A^T M for a tile row: (row, column, tile)
     for i in range(m.shape[2] // (nty * tw)):
         for o in range(o_):
+            bo = bias[o]
             for ty in range(nty):
                 t0 = (i * nty + ty) * tw
                 for j in range(4):  # A^T M, column j: M0 + M1 + M2 and M1 - M2 - M3 (Mk = row k)
@@ -107,8 +110,8 @@ def output_transform(m, n0, ty0, ty1, tw, y):
                 for r in range(2):  # (A^T M) A: the same combinations along each row
                     row, q = band[2 * ty + r], am[r]
                     for tx in range(tw):
-                        row[2 * tx] = q[0, tx] + q[1, tx] + q[2, tx]
-                        row[2 * tx + 1] = q[1, tx] - q[2, tx] - q[3, tx]
+                        row[2 * tx] = q[0, tx] + q[1, tx] + q[2, tx] + bo
+                        row[2 * tx + 1] = q[1, tx] - q[2, tx] - q[3, tx] + bo
             y[n0 + i, o, top:top + r1] = band[:r1, :s1]
     return y
 

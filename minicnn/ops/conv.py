@@ -251,14 +251,12 @@ class Conv2d(Function):
     def _forward(self, x, w, b, y, n0=0):
         """y[:] = conv2d(x, w) + b for one part of the batch (its images from n0 on)."""
         xp, g, win = self.xp, self.groups, self.win
-        if self.winograd or self.phases is not None:
-            if self.winograd:
-                winograd.conv2d(x, w, (win.ph, win.pw), out=y)
-            else:
-                xs = self.phases.split(x, out=self.x_phases[n0:n0 + x.shape[0]])
-                winograd.conv2d(xs, self.w_phases, (0, 0), out=y)
-            if b is not None:
-                y += b.reshape(1, -1, 1, 1)
+        if self.winograd:
+            winograd.conv2d(x, w, (win.ph, win.pw), b, out=y)
+            return
+        if self.phases is not None:
+            xs = self.phases.split(x, out=self.x_phases[n0:n0 + x.shape[0]])
+            winograd.conv2d(xs, self.w_phases, (0, 0), b, out=y)
             return
         plan = _ColumnPlan(x.shape, win, self.oh, self.ow, g)
         wmat = w.reshape(g, w.shape[0] // g, -1)  # (G, Og, Cg*kh*kw)

@@ -154,10 +154,10 @@ def _scratch(dtype, c, o, tiles):
     return buf[:16 * c * tiles].reshape(16, c, tiles), buf[16 * c * tiles:].reshape(16, o, tiles)
 
 
-def conv2d(x, w, padding, out=None):
-    """y = conv2d(x, w) without bias, stride 1: x (N, C, H, W), w (O, C, 3, 3), padding (ph, pw)
-    -> y (N, O, H + 2ph - 2, W + 2pw - 2), as 16 GEMMs M[k] = U[k] @ V[k] per chunk of tiles;
-    written into ``out`` (C-contiguous) if given."""
+def conv2d(x, w, padding, bias=None, out=None):
+    """y = conv2d(x, w) + bias, stride 1: x (N, C, H, W), w (O, C, 3, 3), padding (ph, pw),
+    bias (O,) or None -> y (N, O, H + 2ph - 2, W + 2pw - 2), as 16 GEMMs M[k] = U[k] @ V[k]
+    per chunk of tiles; written into ``out`` (C-contiguous) if given."""
     n, c, _, _ = x.shape
     o = w.shape[0]
     ph, pw = padding
@@ -165,11 +165,12 @@ def conv2d(x, w, padding, out=None):
     x = np.ascontiguousarray(x)  # the kernels are compiled for C-contiguous arrays
     y = np.empty((n, o, oh, ow), x.dtype) if out is None else out
     u = filter_transform(w)
+    bias = np.zeros(o, x.dtype) if bias is None else bias.astype(x.dtype, copy=False)
     for n0, n1, ty0, ty1 in _chunks(n, th, tw, 16 * (c + o) * x.itemsize):
         v, m = _scratch(x.dtype, c, o, (n1 - n0) * (ty1 - ty0) * tw)
         kernels.input_transform(x, ph, pw, n0, ty0, ty1, tw, v)
         np.matmul(u, v, out=m)
-        kernels.output_transform(m, n0, ty0, ty1, tw, y)
+        kernels.output_transform(m, n0, ty0, ty1, tw, bias, y)
     return y
 
 
