@@ -221,7 +221,46 @@ class _ColumnPlan:
             image[n0:n1, :, r0:r1] += _kernel("col2im", col, *args)
 
 
-class Conv2d(Function):
+class _BatchSplit(Function):
+    """What conv2d and conv_transpose2d share: a batch that splits over the cores, and a
+    backward that runs ``_backward`` on every share and sums the shares' parameter gradients.
+    A subclass keeps ``self.x`` and ``self.w`` and defines ``_work`` (multiply-adds of the
+    forward pass), ``_pixels`` (pixels of one image's GEMM grid) and ``_backward``."""
+
+    def _split(self, fn):
+        return _over_batch(self.xp, fn, self.x.shape[0], self._work(), self._pixels())
+
+    def _source(self, n0, n1):
+        """What ``_backward`` reads for images n0:n1 (their input)."""
+        return self.x[n0:n1]
+
+    def backward(self, gy):
+        x = self.x
+        gy = self.xp.ascontiguousarray(gy)
+        need_x, need_w = self.needs_input_grad[:2]
+        need_b = len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
+        gx = self.xp.empty(x.shape, x.dtype) if need_x else None
+
+        def images(n0, n1):  # gx[n0:n1] and this share's sums for gw and gb
+            gw = self._backward(self._source(n0, n1), gy[n0:n1], None if gx is None else gx[n0:n1], need_w)
+            return gw, gy[n0:n1].sum(axis=(0, 2, 3)) if need_b else None
+
+        parts = self._split(images)
+        grads = (gx, _sum(gw for gw, _ in parts))
+        return grads + (_sum(gb for _, gb in parts),) if len(self.needs_input_grad) == 3 else grads
+
+
+def _sum(parts):
+    """The sum of the shares' partial results (None when they are None: not asked for)."""
+    parts = list(parts)
+    if parts[0] is None:
+        return None
+    for p in parts[1:]:
+        parts[0] += p
+    return parts[0]
+
+
+class Conv2d(_BatchSplit):
     """y = conv2d(x, w) + b; x (N, C, H, W), w (O, C/G, kh, kw), b (O,) -> y (N, O, oh, ow)."""
 
     def __init__(self, win, oh, ow, groups):
@@ -240,13 +279,19 @@ class Conv2d(Function):
         if self.phases is not None:  # backward reads the phases (the input's size) instead of x
             self.w_phases, self.x_phases = self.phases.weight(w), xp.empty(self.phases.x_shape, x.dtype)
         y = xp.empty((x.shape[0], w.shape[0], self.oh, self.ow), x.dtype)
-        _over_batch(xp, lambda n0, n1: self._forward(x[n0:n1], w, b, y[n0:n1], n0), x.shape[0], self._work(),
-                    self.oh * self.ow)
+        self._split(lambda n0, n1: self._forward(x[n0:n1], w, b, y[n0:n1], n0))
         return y
 
     def _work(self):
         """Multiply-adds of the forward pass (the backward's two products cost as much each)."""
         return self.x.shape[0] * self.w.size * self.oh * self.ow
+
+    def _pixels(self):
+        return self.oh * self.ow
+
+    def _source(self, n0, n1):
+        """The input of images n0:n1, or on the phase path their phases."""
+        return self.x[n0:n1] if self.phases is None else self.x_phases[n0:n1]
 
     def _forward(self, x, w, b, y, n0=0):
         """y[:] = conv2d(x, w) + b for one part of the batch (its images from n0 on)."""
@@ -265,25 +310,9 @@ class Conv2d(Function):
             if b is not None:  # while the tile is still in the cache
                 y_tile += b.reshape(1, g, -1, 1)
 
-    def backward(self, gy):
-        xp, x, w = self.xp, self.x, self.w
-        gy = xp.ascontiguousarray(gy)
-        need_x, need_w = self.needs_input_grad[:2]
-        need_b = len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
-        gx = xp.empty(x.shape, x.dtype) if need_x else None
-
-        def images(n0, n1):  # gx[n0:n1] and this part's sums for gw and gb
-            source = x[n0:n1] if self.phases is None else self.x_phases[n0:n1]
-            gw = self._backward(source, gy[n0:n1], None if gx is None else gx[n0:n1], need_w)
-            return gw, gy[n0:n1].sum(axis=(0, 2, 3)) if need_b else None
-
-        parts = _over_batch(xp, images, x.shape[0], self._work(), self.oh * self.ow)
-        grads = (gx, _sum(gw for gw, _ in parts))
-        return grads + (_sum(gb for _, gb in parts),) if len(self.needs_input_grad) == 3 else grads
-
     def _backward(self, x, gy, gx, need_w):
-        """Writes gx (if not None) for one part of the batch; returns its weight gradient.
-        ``x`` is that part's input, or on the phase path its phases."""
+        """Writes gx (if not None) for one share of the batch; returns its weight gradient.
+        ``x`` is that share's ``_source``."""
         xp, g, w = self.xp, self.groups, self.w
         if self.winograd:
             return winograd.conv2d_backward(x, gy, w, (self.win.ph, self.win.pw), gx is not None, need_w, gx)[1]
@@ -309,16 +338,6 @@ class Conv2d(Function):
             for tile in tiles:
                 plan.col2im(xp.matmul(w_t, plan.grid(gy, tile), out=plan.scratch(gx, tile)), tile, gx)
         return gw
-
-
-def _sum(parts):
-    """The sum of the parts' partial results (None when they are None: not asked for)."""
-    parts = list(parts)
-    if parts[0] is None:
-        return None
-    for p in parts[1:]:
-        parts[0] += p
-    return parts[0]
 
 
 _SMALL_MAP_PIXELS = 1024  # maps with fewer pixels (oh*ow) put a tile's images into one GEMM
@@ -382,7 +401,7 @@ def _input_grad_by_correlation(xp, gy, w, gx, win, g):
         xp.matmul(wf, plan.columns(gy, tile), out=plan.grid(gx, tile))
 
 
-class ConvTranspose2d(Function):
+class ConvTranspose2d(_BatchSplit):
     """y = conv_transpose2d(x, w) + b; x (N, Cin, H, W), w (Cin, Cout/G, kh, kw), b (Cout,)
     -> y (N, Cout, Hout, Wout): the input-gradient of conv2d with that weight, plus b."""
 
@@ -393,14 +412,16 @@ class ConvTranspose2d(Function):
         xp = self.xp
         self.x, self.w = x, w
         y = xp.empty((x.shape[0], w.shape[1] * self.groups) + self.out_hw, x.dtype)
-        _over_batch(xp, lambda n0, n1: self._forward(x[n0:n1], w, y[n0:n1]), x.shape[0], self._work(),
-                    x.shape[2] * x.shape[3])
+        self._split(lambda n0, n1: self._forward(x[n0:n1], w, y[n0:n1]))
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y
 
     def _work(self):
         return self.x.size * self.w[0].size
+
+    def _pixels(self):  # the GEMM grid is the input
+        return self.x.shape[2] * self.x.shape[3]
 
     def _forward(self, x, w, y):
         xp, g = self.xp, self.groups
@@ -412,23 +433,8 @@ class ConvTranspose2d(Function):
         for tile in tiles:
             plan.col2im(xp.matmul(w_t, plan.grid(x, tile), out=plan.scratch(y, tile)), tile, y)
 
-    def backward(self, gy):
-        xp, x = self.xp, self.x
-        gy = xp.ascontiguousarray(gy)
-        need_x, need_w = self.needs_input_grad[:2]
-        need_b = len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
-        gx = xp.empty(x.shape, x.dtype) if need_x else None
-
-        def images(n0, n1):  # gx[n0:n1] and this part's sums for gw and gb
-            gw = self._backward(x[n0:n1], gy[n0:n1], None if gx is None else gx[n0:n1], need_w)
-            return gw, gy[n0:n1].sum(axis=(0, 2, 3)) if need_b else None
-
-        parts = _over_batch(xp, images, x.shape[0], self._work(), x.shape[2] * x.shape[3])
-        grads = (gx, _sum(gw for gw, _ in parts))
-        return grads + (_sum(gb for _, gb in parts),) if len(self.needs_input_grad) == 3 else grads
-
     def _backward(self, x, gy, gx, need_w):
-        """Writes gx (if not None) for one part of the batch; returns its weight gradient."""
+        """Writes gx (if not None) for one share of the batch; returns its weight gradient."""
         xp, g, w = self.xp, self.groups, self.w
         plan = _ColumnPlan(gy.shape, self.win, x.shape[2], x.shape[3], g)
         gw = None
