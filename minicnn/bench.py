@@ -524,6 +524,7 @@ def describe_settings(frameworks):
     lines.append(f"numba: {numba.get_num_threads()} threads (NUMBA_NUM_THREADS {numba.config.NUMBA_NUM_THREADS}), "
                  f"threading layer {layer}")
     lines.append("thread pools: " + _thread_pools())
+    lines.append("convolutions: " + _batch_split())
     for fw in frameworks:
         if fw.name == "torch":
             t = fw.lib
@@ -556,6 +557,16 @@ def _thread_pools():
         extra = "".join(f" {info[k]}" for k in ("version", "architecture") if info.get(k))
         parts.append(f"{info.get('internal_api')}{extra} {info.get('num_threads')} threads")
     return "; ".join(parts) or "none loaded"
+
+
+def _batch_split():
+    from minicnn.cpu import threads
+    n = threads.blas_threads()
+    if n is None:
+        return "no batch split (NumPy's BLAS is not an OpenBLAS minicnn can set): BLAS-threaded GEMMs"
+    if n < 2:
+        return "no batch split (OpenBLAS has 1 thread)"
+    return f"batch split over {n} threads, single-threaded OpenBLAS in each (minicnn/cpu/threads.py)"
 
 
 def _cpu_name():

@@ -13,7 +13,7 @@ def test_quick_layers_table(capsys, tmp_path):
     assert bench.main(["--quick", "--layers", "--no-torch", "--repeat", "1", "--json", str(out_file)]) == 0
     out = capsys.readouterr().out
     for needle in ("load average", "numba:", "OPENBLAS_CORETYPE=", "MALLOC_MMAP_THRESHOLD_=",
-                   "MALLOC_TRIM_THRESHOLD_=", "GEMM peak", "f+b ms"):
+                   "MALLOC_TRIM_THRESHOLD_=", "GEMM peak", "f+b ms", "convolutions: "):
         assert needle in out
     assert "torch fwd" not in out  # --no-torch: no torch columns
     peak = float(re.search(r"float32, best of the runs before and after: ([\d.]+) GFLOP/s", out).group(1))
@@ -46,6 +46,7 @@ def test_threads_and_cpu_clock_rerun_in_a_fresh_interpreter(capfd):
     out = capfd.readouterr().out
     assert "OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, MKL_NUM_THREADS=1, NUMBA_NUM_THREADS=1" in out
     assert "numba: 1 threads" in out and "CPU time of the process" in out
+    assert "no batch split" in out  # one BLAS thread: each convolution runs whole
 
 
 def test_merge_runs_keeps_every_time_and_the_least_disturbed_peak():
