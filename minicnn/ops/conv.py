@@ -54,7 +54,7 @@ from . import phases, winograd
 _workspace_limit = 64 * 2**20
 _buffers = {}  # thread id -> that thread's reusable host buffer for column matrices
 # whole images are grouped into tiles of columns that stay in the last-level cache (32 MiB L3 here;
-# 2 MiB L2 per core) between im2col writing them and the GEMM reading them; per-image tiles of 2-8
+# 1 MiB L2 per core) between im2col writing them and the GEMM reading them; per-image tiles of 2-8
 # MiB measured the same
 _CACHE_TILE = 8 * 2**20
 
