@@ -92,10 +92,13 @@ CASES = [  # fn, x shape, w shape, stride, padding, groups, what it exercises
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[-1] for c in CASES])
-@pytest.mark.parametrize("limit", [2**30, 1], ids=["whole images", "bands of rows"])
-def test_conv_split_over_threads_equals_one_thread(split, case, limit):
+@pytest.mark.parametrize("limit, band_tile", [(2**30, 2**30), (1, 2**30), (2**30, 1)],
+                         ids=["whole images", "bands of rows", "cache bands"])
+def test_conv_split_over_threads_equals_one_thread(split, monkeypatch, case, limit, band_tile):
     """Output and all three gradients (float64) equal the unsplit run's to rounding, also with
-    a workspace so small that every share cuts its images into bands."""
+    a workspace so small that every share cuts its images into bands, and with bands for the
+    cache alone (what the shares of a stem run)."""
+    monkeypatch.setattr(conv_ops, "_BAND_TILE", band_tile)
     fn, x_shape, w_shape, stride, padding, groups, _ = case
     rng = np.random.default_rng(40)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
@@ -114,6 +117,21 @@ def test_conv_split_over_threads_equals_one_thread(split, case, limit):
         conv_ops.set_workspace_limit(previous)
     for got, want in zip(results[1], results[0]):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_a_share_cuts_big_images_into_cache_bands_except_for_col2im(split, monkeypatch):
+    # one image: 3*3*3 rows of columns, 10x8 output pixels; one output row of columns = 27*8*4 bytes
+    plan = conv_ops._ColumnPlan((4, 3, 10, 8), conv_ops.Window(3, 3, 1, 1, 1, 1, 1, 1), 10, 8, 1)
+    monkeypatch.setattr(conv_ops, "_BAND_TILE", 4 * 27 * 8 * 4)
+    split(2)
+    shares = threads.over_batch(lambda n0, n1: (plan.tiles(np, n1 - n0, 4), plan.tiles(np, n1 - n0, 4, fold=True)),
+                                4, work=1)
+    for read, fold in shares:
+        assert read == [(n, n + 1, y0, y1) for n in range(2) for y0, y1 in [(0, 3), (3, 6), (6, 10)]]
+        assert fold == [(0, 2, 0, 10)]  # col2im adds bands into the image: whole images there
+    assert plan.tiles(np, 2, 4) == [(0, 2, 0, 10)]  # outside a split the threaded BLAS takes whole images
+    monkeypatch.setattr(conv_ops, "_BAND_TILE", 10 * 27 * 8 * 4)  # an image that fits is not cut
+    assert threads.over_batch(lambda n0, n1: plan.tiles(np, n1 - n0, 4), 4, work=1) == [[(0, 2, 0, 10)]] * 2
 
 
 @pytest.mark.parametrize("hw, n, shares", [(18, 8, [4, 4]), (9, 8, [8]), (9, 32, [16, 16])])

@@ -24,11 +24,14 @@ backward (backward rebuilds them) and are built in tiles of at most
 batch, or bands of output rows when a single image is too big. A chunk of images is
 also at most ``_CACHE_TILE`` bytes (8 MiB), so that the GEMM reads the columns from the
 cache right after im2col wrote them (a 64 MiB chunk goes out to memory and back: ~25%
-slower). Bands are not cut smaller than the limit asks: NumPy multiplies a chunk one
-image at a time anyway, but every band is one more BLAS call, and with a threaded BLAS
-on a busy machine each call can stall on a descheduled thread (U-Net's 64 channels at
-256x256, 2 threads: 157 ms with 64 MiB bands, 223 ms with 8 MiB ones; 229 vs 213 ms
-with 1 thread).
+slower). Bands are not cut smaller than the limit asks where a threaded BLAS runs the
+GEMMs: every band is one more BLAS call, and on a busy machine each call can stall on a
+descheduled thread (U-Net's 64 channels at 256x256, 2 threads: 157 ms with 64 MiB bands,
+223 ms with 8 MiB ones; 229 vs 213 ms with 1 thread). In a share of a batch split the
+GEMMs run on one thread, and there an image whose columns pass ``_BAND_TILE`` (2 MiB) is
+cut into bands that fit it: a stem's GEMM, with few output channels and a short inner
+dimension (64 x 147 by 147 x 12544 at 7x7/2), does little work per column read, and
+runs 10-15% faster on columns that are still in the core's own cache.
 
 On the host two faster routes replace im2col where they apply: 3x3 stride-1 convolutions
 run as Winograd F(2x2, 3x3) (``ops/winograd.py``), and strided ones whose stride phases make
@@ -57,6 +60,10 @@ _buffers = {}  # thread id -> that thread's reusable host buffer for column matr
 # 1 MiB L2 per core) between im2col writing them and the GEMM reading them; per-image tiles of 2-8
 # MiB measured the same
 _CACHE_TILE = 8 * 2**20
+# bands of one image's columns in a share of a batch split (single-threaded BLAS): 7x7/2 stem,
+# batch 8, 2 threads, f+b 31.8 ms with whole images, 29.7 with 1 MiB bands, 28.1 with 2 MiB;
+# a strided 3x3 (128 channels at 56x56, 3.6 MiB of columns an image) the same either way
+_BAND_TILE = 2 * 2**20
 
 
 def set_workspace_limit(nbytes):
@@ -146,13 +153,18 @@ class _ColumnPlan:
         self.pointwise = ((win.kh, win.kw, win.sh, win.sw, win.ph, win.pw) == (1, 1, 1, 1, 0, 0)
                           and (self.h, self.w) == (oh, ow))  # output_padding can make the image bigger
 
-    def tiles(self, xp, n, itemsize):
+    def tiles(self, xp, n, itemsize, fold=False):
         """Split the batch into chunks whose columns fit the cache tile (on the host; a GPU has
         no such cache, and more tiles only mean more kernel launches there) and the workspace
-        limit, or (one image bigger than the limit) the grid rows into bands that fit the limit."""
+        limit, or (one image bigger than the limit) the grid rows into bands that fit the limit.
+        Within a share of a batch split an image whose columns pass ``_BAND_TILE`` is cut into
+        bands that fit it, unless the columns are to be folded by ``col2im`` (``fold``): bands
+        would add into the image there."""
         row_bytes = self.c * self.win.kh * self.win.kw * self.ow * itemsize
         image_bytes = row_bytes * self.oh
         workspace = thread_workspace_limit()
+        if threads.share() > 1 and not fold and image_bytes > _BAND_TILE:
+            workspace = min(workspace, _BAND_TILE)
         if self.pointwise or image_bytes <= workspace:  # whole images, as many as fit
             limit = min(_CACHE_TILE, workspace) if xp is np else workspace
             step = n if self.pointwise or image_bytes == 0 else max(1, limit // image_bytes)
@@ -322,16 +334,16 @@ class Conv2d(_BatchSplit):
                 self.phases.merge(gxs, gx)
             return None if gws is None else self.phases.weight_grad(gws)
         plan = _ColumnPlan(x.shape, self.win, self.oh, self.ow, g)
-        tiles = plan.tiles(xp, x.shape[0], x.itemsize)
         gw = None
         if need_w:  # first, as the input gradient may reuse the column buffer
             tall = _tall(w, g, self.oh * self.ow)
-            for tile in tiles:
+            for tile in plan.tiles(xp, x.shape[0], x.itemsize):
                 gw = _add_weight_grad(xp, plan.columns(x, tile), plan.grid(gy, tile), gw, tall)
             gw = _weight_grad_result(xp, gw, w, tall)
         if gx is not None and x.shape[0] * self.oh * self.ow >= 1024 and _correlation_window(self.win) is not None:
             _input_grad_by_correlation(xp, gy, w, gx, self.win, g)
         elif gx is not None:
+            tiles = plan.tiles(xp, x.shape[0], x.itemsize, fold=True)
             if plan.banded(tiles):  # bands add into gx
                 gx[...] = 0
             w_t = w.reshape(g, w.shape[0] // g, -1).transpose(0, 2, 1)  # (G, Cg*kh*kw, Og)
@@ -426,7 +438,7 @@ class ConvTranspose2d(_BatchSplit):
     def _forward(self, x, w, y):
         xp, g = self.xp, self.groups
         plan = _ColumnPlan(y.shape, self.win, x.shape[2], x.shape[3], g)
-        tiles = plan.tiles(xp, x.shape[0], x.itemsize)
+        tiles = plan.tiles(xp, x.shape[0], x.itemsize, fold=True)
         if plan.banded(tiles):  # bands add into y
             y[...] = 0
         w_t = w.reshape(g, w.shape[0] // g, -1).transpose(0, 2, 1)  # (G, Coutg*kh*kw, Cing)
