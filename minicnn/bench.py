@@ -23,9 +23,16 @@ activations and scratch. Times are per step (after one warm-up step).
 On a shared machine ``--threads 1 --clock cpu`` gives the steadiest comparison: every pool
 single-threaded and the process's own CPU time, which other processes barely change.
 
+Allocator (``--malloc``): by default glibc is told to keep freed memory in the process
+(``keep_freed_memory``), for both frameworks alike. With glibc's defaults a big block freed by
+one framework may go back to the OS and be page-faulted in again by the next call of the
+other: a 26 MB output then costs ~13 ms of page faults here, and PyTorch's 7x7 stem took 23
+or 46 ms from one run to the next. ``--malloc system`` leaves glibc's defaults.
+
 PyTorch is never a dependency: without it the torch columns are left out.
 """
 import argparse
+import ctypes
 import datetime
 import json
 import math
@@ -423,6 +430,8 @@ def _child(spec):
     global _clock
     spec = json.loads(spec)
     _clock = CLOCKS[spec.get("clock", "wall")]
+    if spec.get("malloc", "keep") == "keep":
+        keep_freed_memory()
     run = _child_torch if spec["framework"] == "torch" else _child_minicnn
     times, rss_import, steps_only = run(spec)
     print(json.dumps({"times": times, "rss_import": rss_import, "rss_peak": _peak_rss_bytes(),
@@ -467,7 +476,7 @@ def run_models(args, frameworks, out):
         for _ in range(args.rounds):  # frameworks alternate, so a burst of load hits both
             for fw in names:
                 spec = dict(model=fn, framework=fw, batch=batch, input=input_size, step=step, repeat=repeat,
-                            clock=args.clock)
+                            clock=args.clock, malloc=args.malloc)
                 runs[fw].append(_run_child(spec))
         res = {fw: _merge_runs(r) for fw, r in runs.items()}
         rows.append((name, batch, input_size, step, res))
@@ -508,7 +517,7 @@ def run_models(args, frameworks, out):
 
 
 # -- settings ------------------------------------------------------------------------------------
-def describe_settings(frameworks):
+def describe_settings(frameworks, allocator="glibc's defaults"):
     """Lines stating everything the timings depend on: versions, threads, allocator, load."""
     import numba
 
@@ -531,8 +540,25 @@ def describe_settings(frameworks):
             lines.append(f"torch {t.__version__}: {t.get_num_threads()} intra-op / {t.get_num_interop_threads()} "
                          f"inter-op threads, mkldnn {t.backends.mkldnn.is_available()}")
     lines.append("env: " + ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in ENV_VARS))
+    lines.append(f"allocator: {allocator}")
     lines.append(f"import minicnn: {import_time():.3f} s (best of 3 fresh interpreters)")
     return lines
+
+
+def keep_freed_memory():
+    """Tell glibc to keep freed memory in the process: big blocks come from the heap instead of
+    their own mappings (M_MMAP_MAX = 0) and the heap is never trimmed (M_TRIM_THRESHOLD at its
+    maximum), so a block freed and allocated again is not page-faulted in again. Returns the
+    header's description of the allocator."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return "the system's (no glibc mallopt here)"
+    m_trim_threshold, m_mmap_max = -1, -4
+    if not (mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, 2**31 - 1)):
+        return "glibc's defaults (mallopt refused the settings)"
+    return ("glibc keeps freed memory (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=2**31-1), in every "
+            "process and for both frameworks")
 
 
 def import_time(runs=3):
@@ -624,6 +650,9 @@ def build_parser():
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                    help="wall time (default), or the CPU time of the process: with --threads 1 the "
                         "measure least disturbed by other processes on a shared machine")
+    p.add_argument("--malloc", choices=["keep", "system"], default="keep",
+                   help="keep: glibc keeps freed memory in the process, so that neither framework's "
+                        "calls page-fault in what the other's gave back (default); system: glibc's defaults")
     p.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p
@@ -654,8 +683,9 @@ def main(argv=None):
                              + ", ".join(m[0] for m in MODELS))
     if not args.layers and args.models is None:
         args.layers, args.models = True, []
+    allocator = keep_freed_memory() if args.malloc == "keep" else "glibc's defaults (--malloc system)"
     frameworks = _frameworks(args.torch)
-    settings = describe_settings(frameworks)
+    settings = describe_settings(frameworks, allocator)
     print("\n".join(settings))
     out = {"settings": settings}
     repeat = args.repeat

@@ -1,7 +1,10 @@
 """Smoke tests of the benchmark command (minicnn/bench.py): it runs, prints its tables with real
 numbers and states the settings it ran under. Timings themselves are not asserted."""
 import json
+import platform
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -10,10 +13,13 @@ from minicnn import bench
 
 def test_quick_layers_table(capsys, tmp_path):
     out_file = tmp_path / "layers.json"
-    assert bench.main(["--quick", "--layers", "--no-torch", "--repeat", "1", "--json", str(out_file)]) == 0
+    # --malloc system: the allocator setting would outlast the call, in the test process
+    assert bench.main(["--quick", "--layers", "--no-torch", "--repeat", "1", "--malloc", "system",
+                       "--json", str(out_file)]) == 0
     out = capsys.readouterr().out
     for needle in ("load average", "numba:", "OPENBLAS_CORETYPE=", "MALLOC_MMAP_THRESHOLD_=",
-                   "MALLOC_TRIM_THRESHOLD_=", "GEMM peak", "f+b ms", "convolutions: "):
+                   "MALLOC_TRIM_THRESHOLD_=", "GEMM peak", "f+b ms", "convolutions: ",
+                   "allocator: glibc's defaults (--malloc system)"):
         assert needle in out
     assert "torch fwd" not in out  # --no-torch: no torch columns
     peak = float(re.search(r"float32, best of the runs before and after: ([\d.]+) GFLOP/s", out).group(1))
@@ -39,6 +45,34 @@ def test_quick_model_in_subprocess(capsys):
     seconds, images, peak, work = (float(v) for v in row.split()[-4:])
     assert seconds > 0 and images == pytest.approx(1 / seconds, rel=0.02)
     assert peak >= work > 0  # MiB, measured in the child process
+
+
+_FREE_AND_MEASURE = """
+import sys, numpy as np
+from minicnn import bench
+if sys.argv[1] == "keep":
+    print(bench.keep_freed_memory())
+a = np.ones(2**24)  # 128 MiB, touched
+del a
+with open("/proc/self/statm") as f:
+    print(int(f.read().split()[1]) * 4096 // 2**20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="mallopt and /proc: Linux with glibc")
+def test_keep_freed_memory_keeps_a_freed_block_resident():
+    """With glibc's defaults a freed 128 MiB block goes back to the OS; kept, it stays resident
+    (so that allocating it again costs no page faults)."""
+    rss = {}
+    for mode in ("keep", "system"):
+        proc = subprocess.run([sys.executable, "-c", _FREE_AND_MEASURE, mode], capture_output=True, text=True,
+                              check=True)
+        lines = proc.stdout.split("\n")
+        if mode == "keep":
+            assert lines[0].startswith("glibc keeps freed memory")
+        rss[mode] = int(lines[-2])
+    assert rss["keep"] - rss["system"] >= 100, rss
 
 
 def test_threads_and_cpu_clock_rerun_in_a_fresh_interpreter(capfd):
