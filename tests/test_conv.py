@@ -465,7 +465,9 @@ def test_tiles_of_any_size_give_the_same_result(monkeypatch, workspace_limit, ca
         np.testing.assert_allclose(y, ref[0], rtol=0, atol=1e-12)
         for got, expected in zip(grads, ref[1]):
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
-        assert _own_buffer().nbytes <= max(min(tile, limit), row_bytes)
+        # one tile, plus where the bias rides in the GEMM (one image a tile) its row of ones
+        ones_row = want.shape[2] * want.shape[3] * 8 if fn is F.conv2d else 0
+        assert _own_buffer().nbytes <= max(min(tile, limit), row_bytes) + ones_row
 
 
 @settings(max_examples=80)
