@@ -211,8 +211,7 @@ class _ColumnPlan:
             return image[n0:n1].reshape(shape)
         k = self.win
         r0, r1, ph = self._band(y0, y1)
-        band = image[n0:n1] if (r0, r1) == (0, self.h) else backend.array_module(image).ascontiguousarray(
-            image[n0:n1, :, r0:r1])
+        band = image[n0:n1, :, r0:r1]  # a view: the host's im2col reads it in place
         rows = shape[1] * shape[2]
         out = _column_buffer(backend.array_module(image), (shape[0], rows + ones, shape[3]), image.dtype)
         if ones:  # out[:, :rows] is contiguous: one image
