@@ -50,7 +50,7 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 _clock = time.perf_counter  # --clock: wall time, or the CPU time of this process (all its threads)
 
 ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-            "NUMBA_THREADING_LAYER", "OPENBLAS_CORETYPE", "MALLOC_MMAP_THRESHOLD_",
+            "NUMBA_THREADING_LAYER", "OPENBLAS_CORETYPE", "OPENBLAS_THREAD_TIMEOUT", "MALLOC_MMAP_THRESHOLD_",
             "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "OMP_WAIT_POLICY")
 
 

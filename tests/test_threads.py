@@ -1,5 +1,6 @@
 """The batch split over cores (minicnn/cpu/threads.py): parts, BLAS threads, errors, and
 convolutions that give the same result split and unsplit."""
+import os
 import threading
 
 import numpy as np
@@ -187,3 +188,98 @@ def test_a_forked_child_can_split_again(split):
         child.kill()
     assert not alive and child.exitcode == 0
     assert queue.get(timeout=5) == 4 * 3 * 4 * 4 * 18.0
+
+
+@pytest.mark.parametrize("n, bands", [(1, 5), (1, 3), (3, 1)], ids=["one image in 5 bands", "one image in 3 bands",
+                                                                   "three images"])
+@pytest.mark.parametrize("parts", [2, 3])
+def test_winograd_chunks_split_over_threads_equal_one_thread(split, n, bands, parts):
+    """A batch too small to split by images shares its Winograd chunks (bands of tile rows)
+    instead: output and all gradients equal the one-thread run's (float64)."""
+    from minicnn.ops import winograd
+    rng = np.random.default_rng(41)
+    x, w, b = rng.standard_normal((n, 9, 30, 29)), rng.standard_normal((10, 9, 3, 3)), rng.standard_normal(10)
+    tile_row = 16 * (9 + 10) * 8 * 15  # bytes of scratch per row of 15 tiles
+    results = []
+    previous = conv_ops.set_workspace_limit(parts * tile_row * 15 // bands)
+    try:
+        for p in (1, parts):
+            split(p)
+            if p == parts:  # the chunks the threads share
+                assert len(winograd._chunks(n, 15, 15, 16 * 19 * 8, winograd._chunk_parts())) == n * bands
+            tx, tw, tb = (mc.tensor(a, requires_grad=True) for a in (x, w, b))
+            y = F.conv2d(tx, tw, tb, padding=1)
+            assert y._creator.winograd
+            (y * mc.tensor(np.sin(np.arange(y.numel())).reshape(y.shape))).sum().backward()
+            results.append([y.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()])
+    finally:
+        conv_ops.set_workspace_limit(previous)
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunks, parts", [(10, 2), (7, 3), (3, 2)])
+def test_neighbouring_bands_never_run_at_the_same_time(split, monkeypatch, chunks, parts):
+    """With two rounds, the groups of chunks that run together are never neighbours (they
+    would add into the same rows of the input gradient at once); every chunk runs once."""
+    from minicnn.ops import winograd
+    split(parts)
+    rounds = []
+    real = threads.over_batch
+
+    def record(fn, n, work, min_images=1):
+        done = real(fn, n, work, min_images)
+        rounds.append([g for part in done for g in part])
+        return done
+    monkeypatch.setattr(threads, "over_batch", record)
+    groups = winograd._over_chunks(lambda group: list(group), list(range(chunks)), work=1, rounds=2)
+    assert sorted(i for g in groups for i in g) == list(range(chunks))  # every chunk once
+    if chunks < 2 * parts:  # too few to share: one call, no split
+        assert rounds == [] and groups == [list(range(chunks))]
+    for together in rounds:
+        spans = sorted((g[0], g[-1]) for g in together if g)
+        assert all(b[0] > a[1] + 1 for a, b in zip(spans, spans[1:])), spans
+
+
+def test_one_blas_thread_inside_the_block_only(split):
+    split(2)
+    with threads.one_blas_thread():
+        assert threads.blas_threads() == 1
+    assert threads.blas_threads() == 2
+    with pytest.raises(RuntimeError):
+        with threads.one_blas_thread():
+            raise RuntimeError("boom")
+    assert threads.blas_threads() == 2
+
+
+_SPIN = """
+import os, time
+import numpy as np
+from minicnn.cpu import threads
+a = np.ones((512, 512), np.float32)
+a @ a  # a threaded product: OpenBLAS's worker spins after it
+t = time.process_time()
+time.sleep(0.3)
+print(os.environ["OPENBLAS_THREAD_TIMEOUT"], threads.blas_threads(), time.process_time() - t)
+"""
+
+
+@pytest.mark.parametrize("user_value", [None, "28"])
+def test_openblas_workers_stop_spinning_soon_after_a_product(user_value):
+    """OpenBLAS's default spin (2**28 cycles, ~0.1 s of a core) is cut to 2**20 (~0.3 ms),
+    measured as the process's CPU time while its main thread sleeps; a value the user set
+    is left alone."""
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS")}
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    if user_value:
+        env["OPENBLAS_THREAD_TIMEOUT"] = user_value
+    out = subprocess.run([sys.executable, "-c", _SPIN], env=env, capture_output=True, text=True, check=True).stdout
+    timeout, blas, cpu = out.split()
+    assert blas == "2"
+    if user_value:
+        assert timeout == user_value
+    else:
+        assert timeout == str(threads.SPIN_TIMEOUT)
+        assert float(cpu) < 0.03, f"the process used {cpu} s of CPU while it slept"

@@ -52,9 +52,15 @@ its float32 error was 15-25x im2col's (7e-6 to 1.1e-5): not used.
 The transforms run as numba loops (``minicnn/cpu/winograd.py``); the 16 GEMMs per tile
 chunk run in BLAS through ``np.matmul``. Scratch (V and M for a chunk of tiles) stays under
 ``get_workspace_limit()`` bytes and reuses the im2col path's host buffer.
+
+A batch too small to split over the cores by images (batch 1: U-Net) shares its chunks
+between the threads instead (``_over_chunks``), each with a single-threaded BLAS, so the
+transforms run in parallel too (64->64 @256, batch 1, f+b: 94 -> 66 ms; U-Net step, batch 1,
+2 threads: 1.88-2.0 -> 1.66-1.78 s, with OpenBLAS's short spin, ``minicnn/cpu/threads.py``).
 """
 import numpy as np
 
+from ..cpu import threads
 from ..cpu import winograd as kernels
 from . import conv  # its workspace limit and host buffer (conv imports this module: no names at import)
 
@@ -135,17 +141,43 @@ _CHUNK_BYTES = 4 * 2**20
 _MIN_CHUNK_TILES = 256
 
 
-def _chunks(n, th, tw, tile_bytes):
+def _chunks(n, th, tw, tile_bytes, parts=1):
     """Split the tiles into pieces (n0, n1, ty0, ty1) whose scratch (``tile_bytes`` per tile)
-    is about ``_CHUNK_BYTES`` and at most the workspace limit: as many whole images as fit,
-    else bands of tile rows of one image."""
-    target = min(conv.thread_workspace_limit(), max(_CHUNK_BYTES, _MIN_CHUNK_TILES * tile_bytes))
+    is about ``_CHUNK_BYTES`` and at most a ``parts``-th of this thread's workspace limit:
+    as many whole images as fit, else bands of tile rows of one image."""
+    limit = conv.thread_workspace_limit() // parts
+    target = max(1, min(limit, max(_CHUNK_BYTES, _MIN_CHUNK_TILES * tile_bytes)))
     image_bytes = tile_bytes * th * tw
     if image_bytes <= target:
         step = max(1, target // image_bytes)
         return [(n0, min(n, n0 + step), 0, th) for n0 in range(0, n, step)]
     rows = max(1, target // (tile_bytes * tw))
     return [(i, i + 1, ty0, min(th, ty0 + rows)) for i in range(n) for ty0 in range(0, th, rows)]
+
+
+def _chunk_parts():
+    """How many threads may share the chunks: one per BLAS thread, unless this already is
+    one share of a batch split (then the images are what the cores share)."""
+    return 1 if threads.share() > 1 else max(1, threads.blas_threads() or 1)
+
+
+def _over_chunks(run, chunks, work, rounds=1):
+    """``run(group)`` for contiguous groups of the chunks, the groups spread over the cores
+    (``threads.over_batch``), and the results of all groups as a list. A batch of one image
+    has only its bands of tile rows to share. Neighbouring bands both add into the two image
+    rows they share in the input gradient, so with ``rounds=2`` the chunks are cut into
+    2 * threads groups and the even ones run first, then the odd ones: groups that run at
+    the same time are never neighbours. Fewer chunks than groups run in one call."""
+    groups = rounds * _chunk_parts()
+    if len(chunks) < groups:  # too few to share: one call, whose GEMMs BLAS threads
+        return [run(chunks)]
+    bounds = [len(chunks) * g // groups for g in range(groups + 1)]
+    results = []
+    for r in range(rounds):
+        mine = [chunks[bounds[g]:bounds[g + 1]] for g in range(r, groups, rounds)]
+        for part in threads.over_batch(lambda i0, i1: [run(group) for group in mine[i0:i1]], len(mine), work):
+            results += part
+    return results
 
 
 def _scratch(dtype, c, o, tiles):
@@ -164,13 +196,18 @@ def conv2d(x, w, padding, bias=None, out=None):
     oh, ow, th, tw = _tile_grid(x.shape, padding)
     x = np.ascontiguousarray(x)  # the kernels are compiled for C-contiguous arrays
     y = np.empty((n, o, oh, ow), x.dtype) if out is None else out
-    u = filter_transform(w)
+    with threads.one_blas_thread():
+        u = filter_transform(w)
     bias = np.zeros(o, x.dtype) if bias is None else bias.astype(x.dtype, copy=False)
-    for n0, n1, ty0, ty1 in _chunks(n, th, tw, 16 * (c + o) * x.itemsize):
-        v, m = _scratch(x.dtype, c, o, (n1 - n0) * (ty1 - ty0) * tw)
-        kernels.input_transform(x, ph, pw, n0, ty0, ty1, tw, v)
-        np.matmul(u, v, out=m)
-        kernels.output_transform(m, n0, ty0, ty1, tw, bias, y)
+
+    def run(group):  # disjoint rows of y for every chunk
+        for n0, n1, ty0, ty1 in group:
+            v, m = _scratch(x.dtype, c, o, (n1 - n0) * (ty1 - ty0) * tw)
+            kernels.input_transform(x, ph, pw, n0, ty0, ty1, tw, v)
+            np.matmul(u, v, out=m)
+            kernels.output_transform(m, n0, ty0, ty1, tw, bias, y)
+    parts = _chunk_parts()
+    _over_chunks(run, _chunks(n, th, tw, 16 * (c + o) * x.itemsize, parts), 16 * c * o * n * th * tw)
     return y
 
 
@@ -207,27 +244,39 @@ def _gradients(gy, padding, x_shape, x, w, gx=None):
     _, _, th, tw = _tile_grid(x_shape, padding)
     gy = np.ascontiguousarray(gy)  # gradients may arrive as broadcast views
     x = None if x is None else np.ascontiguousarray(x)
-    chunks = _chunks(n, th, tw, 16 * (c + o) * gy.itemsize)
+    chunks = _chunks(n, th, tw, 16 * (c + o) * gy.itemsize, _chunk_parts())
     banded = any(ty1 - ty0 < th for _, _, ty0, ty1 in chunks)  # bands share edge rows: add up
-    gu = None
     if w is None:
         gx = None
     else:
-        u_t = filter_transform(w).transpose(0, 2, 1)  # (16, C, O)
+        with threads.one_blas_thread():
+            u_t = filter_transform(w).transpose(0, 2, 1)  # (16, C, O)
         if gx is None:
             gx = np.empty(x_shape, gy.dtype)
         if banded:
             gx[...] = 0
-    for n0, n1, ty0, ty1 in chunks:
-        v, gm = _scratch(gy.dtype, c, o, (n1 - n0) * (ty1 - ty0) * tw)
-        kernels.output_transform_adjoint(gy, n0, ty0, ty1, tw, gm)
-        if x is not None:
-            kernels.input_transform(x, ph, pw, n0, ty0, ty1, tw, v)
-            product = np.matmul(gm, v.transpose(0, 2, 1))  # (16, O, C)
-            gu = product if gu is None else np.add(gu, product, out=gu)
-        if w is not None:
-            np.matmul(u_t, gm, out=v)
-            kernels.input_transform_adjoint(v, ph, pw, n0, ty0, ty1, tw, banded, gx)
+
+    def run(group):  # this group's part of gU (None without x); adds its bands into gx
+        gu = None
+        for n0, n1, ty0, ty1 in group:
+            v, gm = _scratch(gy.dtype, c, o, (n1 - n0) * (ty1 - ty0) * tw)
+            kernels.output_transform_adjoint(gy, n0, ty0, ty1, tw, gm)
+            if x is not None:
+                kernels.input_transform(x, ph, pw, n0, ty0, ty1, tw, v)
+                product = np.matmul(gm, v.transpose(0, 2, 1))  # (16, O, C)
+                gu = product if gu is None else np.add(gu, product, out=gu)
+            if w is not None:
+                np.matmul(u_t, gm, out=v)
+                kernels.input_transform_adjoint(v, ph, pw, n0, ty0, ty1, tw, banded, gx)
+        return gu
+    rounds = 2 if banded and w is not None else 1
+    gu = None
+    for part in _over_chunks(run, chunks, 16 * c * o * n * th * tw, rounds):
+        if part is not None:
+            gu = part if gu is None else np.add(gu, part, out=gu)
     if x is not None and gu is None:  # an empty batch has no tiles
         gu = np.zeros((16, o, c), gy.dtype)
-    return gx, None if gu is None else filter_transform_adjoint(gu)
+    if gu is None:
+        return gx, None
+    with threads.one_blas_thread():
+        return gx, filter_transform_adjoint(gu)
