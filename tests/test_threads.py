@@ -120,7 +120,7 @@ def test_conv_split_over_threads_equals_one_thread(split, monkeypatch, case, lim
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
-def test_a_share_cuts_big_images_into_cache_bands_except_for_col2im(split, monkeypatch):
+def test_single_threaded_blas_cuts_big_images_into_cache_bands_except_for_col2im(split, monkeypatch):
     # one image: 3*3*3 rows of columns, 10x8 output pixels; one output row of columns = 27*8*4 bytes
     plan = conv_ops._ColumnPlan((4, 3, 10, 8), conv_ops.Window(3, 3, 1, 1, 1, 1, 1, 1), 10, 8, 1)
     monkeypatch.setattr(conv_ops, "_BAND_TILE", 4 * 27 * 8 * 4)
@@ -131,6 +131,9 @@ def test_a_share_cuts_big_images_into_cache_bands_except_for_col2im(split, monke
         assert read == [(n, n + 1, y0, y1) for n in range(2) for y0, y1 in [(0, 3), (3, 6), (6, 10)]]
         assert fold == [(0, 2, 0, 10)]  # col2im adds bands into the image: whole images there
     assert plan.tiles(np, 2, 4) == [(0, 2, 0, 10)]  # outside a split the threaded BLAS takes whole images
+    split(1)  # a single-threaded BLAS: bands as in a share
+    assert plan.tiles(np, 2, 4) == shares[0][0]
+    split(2)
     monkeypatch.setattr(conv_ops, "_BAND_TILE", 10 * 27 * 8 * 4)  # an image that fits is not cut
     assert threads.over_batch(lambda n0, n1: plan.tiles(np, n1 - n0, 4), 4, work=1) == [[(0, 2, 0, 10)]] * 2
 

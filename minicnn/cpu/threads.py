@@ -122,6 +122,12 @@ def one_blas_thread():
         _blas[0](threads)
 
 
+def single_blas():
+    """Whether this thread's BLAS products run on one thread: in a share of a batch split, or
+    with a BLAS of one thread."""
+    return share() > 1 or blas_threads() == 1
+
+
 def share():
     """How many threads share the current batch split (1 outside one): a thread's part of
     the workspace limit is the limit divided by this."""

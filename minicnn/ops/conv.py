@@ -32,9 +32,9 @@ cache right after im2col wrote them (a 64 MiB chunk goes out to memory and back:
 slower). Bands are not cut smaller than the limit asks where a threaded BLAS runs the
 GEMMs: every band is one more BLAS call, and on a busy machine each call can stall on a
 descheduled thread (U-Net's 64 channels at 256x256, 2 threads: 157 ms with 64 MiB bands,
-223 ms with 8 MiB ones; 229 vs 213 ms with 1 thread). In a share of a batch split the
-GEMMs run on one thread, and there an image whose columns pass ``_BAND_TILE`` (2 MiB) is
-cut into bands that fit it: a stem's GEMM, with few output channels and a short inner
+223 ms with 8 MiB ones; 229 vs 213 ms with 1 thread). Where the GEMMs run on one thread
+(in a share of a batch split, or with a 1-thread BLAS) an image whose columns pass
+``_BAND_TILE`` (2 MiB) is cut into bands that fit it: a stem's GEMM, with few output channels and a short inner
 dimension (64 x 147 by 147 x 12544 at 7x7/2), does little work per column read, and
 runs 10-15% faster on columns that are still in the core's own cache.
 
@@ -65,9 +65,9 @@ _buffers = {}  # thread id -> that thread's reusable host buffer for column matr
 # 1 MiB L2 per core) between im2col writing them and the GEMM reading them; per-image tiles of 2-8
 # MiB measured the same
 _CACHE_TILE = 8 * 2**20
-# bands of one image's columns in a share of a batch split (single-threaded BLAS): 7x7/2 stem,
-# batch 8, 2 threads, f+b 31.8 ms with whole images, 29.7 with 1 MiB bands, 28.1 with 2 MiB;
-# a strided 3x3 (128 channels at 56x56, 3.6 MiB of columns an image) the same either way
+# bands of one image's columns where BLAS runs single-threaded: 7x7/2 stem, batch 8, 2 threads
+# (a batch split), f+b 31.8 ms with whole images, 29.7 with 1 MiB bands, 28.1 with 2 MiB (1 thread:
+# 52.6 -> 50.8 ms of CPU); a strided 3x3 (128 channels at 56x56, 3.6 MiB of columns an image) the same
 _BAND_TILE = 2 * 2**20
 
 
@@ -162,13 +162,13 @@ class _ColumnPlan:
         """Split the batch into chunks whose columns fit the cache tile (on the host; a GPU has
         no such cache, and more tiles only mean more kernel launches there) and the workspace
         limit, or (one image bigger than the limit) the grid rows into bands that fit the limit.
-        Within a share of a batch split an image whose columns pass ``_BAND_TILE`` is cut into
-        bands that fit it, unless the columns are to be folded by ``col2im`` (``fold``): bands
+        Where BLAS runs on one thread (``threads.single_blas``) an image whose columns pass
+        ``_BAND_TILE`` is cut into bands that fit it, unless the columns are to be folded by ``col2im`` (``fold``): bands
         would add into the image there."""
         row_bytes = self.c * self.win.kh * self.win.kw * self.ow * itemsize
         image_bytes = row_bytes * self.oh
         workspace = thread_workspace_limit()
-        if threads.share() > 1 and not fold and image_bytes > _BAND_TILE:
+        if threads.single_blas() and not fold and image_bytes > _BAND_TILE:
             workspace = min(workspace, _BAND_TILE)
         if self.pointwise or image_bytes <= workspace:  # whole images, as many as fit
             limit = min(_CACHE_TILE, workspace) if xp is np else workspace
