@@ -92,6 +92,16 @@ CASES = [  # fn, x shape, w shape, stride, padding, groups, what it exercises
 ]
 
 
+def _output_and_grads(fn, x, w, b, winograd=False, **kw):
+    """[y, gx, gw, gb] (arrays) of y = fn(x, w, b, **kw) and the loss sum(y * cos(index));
+    with ``winograd`` it checks that the convolution ran as Winograd."""
+    tx, tw, tb = (mc.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = fn(tx, tw, tb, **kw)
+    assert not winograd or y._creator.winograd
+    (y * mc.tensor(np.cos(np.arange(y.numel())).reshape(y.shape))).sum().backward()
+    return [y.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[-1] for c in CASES])
 @pytest.mark.parametrize("limit, band_tile", [(2**30, 2**30), (1, 2**30), (2**30, 1)],
                          ids=["whole images", "bands of rows", "cache bands"])
@@ -110,10 +120,7 @@ def test_conv_split_over_threads_equals_one_thread(split, monkeypatch, case, lim
     try:
         for parts in (1, 3):
             split(parts)
-            tx, tw, tb = (mc.tensor(a, requires_grad=True) for a in (x, w, b))
-            y = fn(tx, tw, tb, **kw)
-            (y * mc.tensor(np.cos(np.arange(y.numel())).reshape(y.shape))).sum().backward()
-            results.append([y.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()])
+            results.append(_output_and_grads(fn, x, w, b, **kw))
     finally:
         conv_ops.set_workspace_limit(previous)
     for got, want in zip(results[1], results[0]):
@@ -210,11 +217,7 @@ def test_winograd_chunks_split_over_threads_equal_one_thread(split, n, bands, pa
             split(p)
             if p == parts:  # the chunks the threads share
                 assert len(winograd._chunks(n, 15, 15, 16 * 19 * 8, winograd._chunk_parts())) == n * bands
-            tx, tw, tb = (mc.tensor(a, requires_grad=True) for a in (x, w, b))
-            y = F.conv2d(tx, tw, tb, padding=1)
-            assert y._creator.winograd
-            (y * mc.tensor(np.sin(np.arange(y.numel())).reshape(y.shape))).sum().backward()
-            results.append([y.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()])
+            results.append(_output_and_grads(F.conv2d, x, w, b, padding=1, winograd=True))
     finally:
         conv_ops.set_workspace_limit(previous)
     for got, want in zip(results[1], results[0]):
