@@ -34,9 +34,9 @@ GEMMs: every band is one more BLAS call, and on a busy machine each call can sta
 descheduled thread (U-Net's 64 channels at 256x256, 2 threads: 157 ms with 64 MiB bands,
 223 ms with 8 MiB ones; 229 vs 213 ms with 1 thread). Where the GEMMs run on one thread
 (in a share of a batch split, or with a 1-thread BLAS) an image whose columns pass
-``_BAND_TILE`` (2 MiB) is cut into bands that fit it: a stem's GEMM, with few output channels and a short inner
-dimension (64 x 147 by 147 x 12544 at 7x7/2), does little work per column read, and
-runs 10-15% faster on columns that are still in the core's own cache.
+``_BAND_TILE`` (2 MiB) is cut into bands that fit it: a stem's GEMM, with few output
+channels and a short inner dimension (64 x 147 by 147 x 12544 at 7x7/2), does little work
+per column read, and runs 10-15% faster on columns that are still in the core's cache.
 
 On the host two faster routes replace im2col where they apply: 3x3 stride-1 convolutions
 run as Winograd F(2x2, 3x3) (``ops/winograd.py``), and strided ones whose stride phases make
@@ -163,8 +163,8 @@ class _ColumnPlan:
         no such cache, and more tiles only mean more kernel launches there) and the workspace
         limit, or (one image bigger than the limit) the grid rows into bands that fit the limit.
         Where BLAS runs on one thread (``threads.single_blas``) an image whose columns pass
-        ``_BAND_TILE`` is cut into bands that fit it, unless the columns are to be folded by ``col2im`` (``fold``): bands
-        would add into the image there."""
+        ``_BAND_TILE`` is cut into bands that fit it, unless the columns are to be folded by
+        ``col2im`` (``fold``): bands would add into the image there."""
         row_bytes = self.c * self.win.kh * self.win.kw * self.ow * itemsize
         image_bytes = row_bytes * self.oh
         workspace = thread_workspace_limit()
