@@ -372,13 +372,19 @@ class Conv2d(_BatchSplit):
         if gx is not None and x.shape[0] * self.oh * self.ow >= 1024 and _correlation_window(self.win) is not None:
             _input_grad_by_correlation(xp, gy, w, gx, self.win, g)
         elif gx is not None:
-            tiles = plan.tiles(xp, x.shape[0], x.itemsize, fold=True)
-            if plan.banded(tiles):  # bands add into gx
-                gx[...] = 0
-            w_t = w.reshape(g, w.shape[0] // g, -1).transpose(0, 2, 1)  # (G, Cg*kh*kw, Og)
-            for tile in tiles:
-                plan.col2im(xp.matmul(w_t, plan.grid(gy, tile), out=plan.scratch(gx, tile)), tile, gx)
+            _fold_into(xp, plan, w, g, gy, gx)
         return gw, gb
+
+
+def _fold_into(xp, plan, w, g, grid, image):
+    """image = col2im(W^T @ grid), tile by tile: conv2d's input gradient (grid gy) and
+    conv_transpose2d's output (grid x) alike; w (G*Og, Cg, kh, kw) is read as (G, Cg*kh*kw, Og)."""
+    tiles = plan.tiles(xp, grid.shape[0], grid.itemsize, fold=True)
+    if plan.banded(tiles):  # bands add into the image
+        image[...] = 0
+    w_t = w.reshape(g, w.shape[0] // g, -1).transpose(0, 2, 1)
+    for tile in tiles:
+        plan.col2im(xp.matmul(w_t, plan.grid(grid, tile), out=plan.scratch(image, tile)), tile, image)
 
 
 _SMALL_MAP_PIXELS = 1024  # maps with fewer pixels (oh*ow) put a tile's images into one GEMM
@@ -465,14 +471,8 @@ class ConvTranspose2d(_BatchSplit):
         return self.x.shape[2] * self.x.shape[3]
 
     def _forward(self, x, w, y):
-        xp, g = self.xp, self.groups
-        plan = _ColumnPlan(y.shape, self.win, x.shape[2], x.shape[3], g)
-        tiles = plan.tiles(xp, x.shape[0], x.itemsize, fold=True)
-        if plan.banded(tiles):  # bands add into y
-            y[...] = 0
-        w_t = w.reshape(g, w.shape[0] // g, -1).transpose(0, 2, 1)  # (G, Coutg*kh*kw, Cing)
-        for tile in tiles:
-            plan.col2im(xp.matmul(w_t, plan.grid(x, tile), out=plan.scratch(y, tile)), tile, y)
+        plan = _ColumnPlan(y.shape, self.win, x.shape[2], x.shape[3], self.groups)
+        _fold_into(self.xp, plan, w, self.groups, x, y)
 
     def _backward(self, x, gy, gx, need_w, need_b):
         """Writes gx (if not None) for one share of the batch; returns its (gw, None)."""
