@@ -1,10 +1,12 @@
 """minicnn: a from-scratch deep-learning engine for convolutional networks.
 
 ``import minicnn as mc`` gives tensors, autograd and the functional ops;
-``minicnn.nn``, ``minicnn.optim`` and ``minicnn.models`` hold the rest.
+``minicnn.nn``, ``minicnn.optim`` and ``minicnn.models`` hold the rest; ``minicnn.backends``
+chooses the convolution algorithm.
 """
 from numpy import float32, float64, int64  # dtype names as torch users type them
 
+from . import backends  # noqa: F401
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .backend import cuda_available
 from .creation import (arange, from_numpy, full, ones, ones_like, rand, randint, randn,

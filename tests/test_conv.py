@@ -1,6 +1,5 @@
 """conv2d / conv_transpose2d: naive loop references, gradchecks, adjointness, tiling, layers, errors."""
 import math
-import threading
 import tracemalloc
 
 import numpy as np
@@ -12,8 +11,10 @@ import minicnn as mc
 import minicnn.cpu
 import minicnn.nn as nn
 import minicnn.nn.functional as F
+from minicnn import tuning, workspace
 from minicnn.cpu import conv as kernels
-from minicnn.ops import conv as conv_ops
+from minicnn.geometry import Window
+from minicnn.ops import conv_reference, conv_tiled
 
 TOL = 1e-10
 
@@ -227,10 +228,15 @@ def conv2d_cases(draw):
                 padding=padding, dilation=dilation, groups=groups, bias=draw(st.booleans()))
 
 
-@settings(max_examples=60)
+GENERAL = ["auto", "im2col", "reference"]  # the algorithms that serve every geometry ("tiled" is auto's here)
+
+
+@pytest.mark.parametrize("algorithm", GENERAL)
+@settings(max_examples=40)
 @given(conv2d_cases())
-def test_conv2d_hypothesis_matches_naive(case):
-    check_conv2d(np.random.default_rng(1), **case)
+def test_conv2d_hypothesis_matches_naive(algorithm, case):
+    with mc.backends.conv_algorithm(algorithm):
+        check_conv2d(np.random.default_rng(1), **case)
 
 
 @st.composite
@@ -249,10 +255,86 @@ def conv_transpose2d_cases(draw):
                 output_padding=output_padding, dilation=dilation, groups=groups, bias=draw(st.booleans()))
 
 
-@settings(max_examples=60)
+@pytest.mark.parametrize("algorithm", GENERAL)
+@settings(max_examples=40)
 @given(conv_transpose2d_cases())
-def test_conv_transpose2d_hypothesis_matches_naive(case):
-    check_conv_transpose2d(np.random.default_rng(2), **case)
+def test_conv_transpose2d_hypothesis_matches_naive(algorithm, case):
+    with mc.backends.conv_algorithm(algorithm):
+        check_conv_transpose2d(np.random.default_rng(2), **case)
+
+
+# -- every algorithm against the reference ---------------------------------------------------
+
+ALGORITHM_CASES = [  # op, x shape, w shape, keyword arguments
+    ("conv2d", (2, 8, 12, 11), (9, 8, 3, 3), dict(padding=1)),                       # Winograd's
+    ("conv2d", (1, 16, 20, 20), (8, 16, 3, 3), dict(padding=(2, 0))),                # Winograd, bands
+    ("conv2d", (2, 3, 29, 27), (8, 3, 11, 11), dict(stride=4, padding=2)),           # the phases' (AlexNet stem)
+    ("conv2d", (2, 8, 15, 14), (8, 8, 5, 5), dict(stride=2, padding=2)),             # phases, 5x5/2
+    ("conv2d", (2, 3, 30, 30), (8, 3, 7, 7), dict(stride=2, padding=3)),             # the ResNet stem
+    ("conv2d", (2, 6, 9, 10), (6, 2, 3, 2), dict(stride=(2, 1), dilation=(1, 2), groups=3, padding=1)),
+    ("conv2d", (3, 8, 7, 7), (12, 8, 1, 1), {}),                                     # pointwise
+    ("conv2d", (2, 4, 11, 9), (4, 1, 3, 3), dict(groups=4, padding="same")),         # depthwise
+    ("conv_transpose2d", (2, 4, 6, 5), (4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1, groups=2)),
+    ("conv_transpose2d", (2, 6, 5, 7), (6, 4, 4, 2), dict(stride=(2, 3), dilation=(2, 1))),
+]
+
+
+@pytest.mark.parametrize("case", ALGORITHM_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(ALGORITHM_CASES)])
+def test_every_algorithm_matches_the_reference_or_says_why_not(case):
+    """Forward and the three gradients of every listed algorithm equal the reference's to 1e-12
+    (float64); one that cannot serve the geometry raises an error naming itself and the geometry."""
+    op, x_shape, w_shape, kw = case
+    fn = getattr(F, op)
+    rng = np.random.default_rng(40)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0] if op == "conv2d" else w_shape[1] * kw.get("groups", 1))
+    with mc.backends.conv_algorithm("reference"):
+        want = _run(fn, x, w, b, None, **kw)[0]
+        gy = rng.standard_normal(want.shape)
+        want, want_grads = _run(fn, x, w, b, gy, **kw)
+    served = []
+    for name in mc.backends.conv_algorithms():
+        with mc.backends.conv_algorithm(name):
+            try:
+                y, grads = _run(fn, x, w, b, gy, **kw)
+            except ValueError as e:
+                assert name not in GENERAL + ["tiled"], e
+                assert f"conv algorithm {name!r} cannot run input {x_shape}" in str(e)
+                continue
+        served.append(name)
+        np.testing.assert_allclose(y, want, rtol=0, atol=1e-12 * np.abs(want).max())
+        for got, expected in zip(grads, want_grads):
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    assert {"auto", "im2col", "reference", "tiled"} <= set(served)
+
+
+def test_reference_is_the_definition():
+    """The package's reference, against the seven loops above, with groups, stride, dilation, padding."""
+    rng = np.random.default_rng(41)
+    x, w = rng.standard_normal((2, 4, 7, 8)), rng.standard_normal((6, 2, 3, 2))
+    win = Window(3, 2, 2, 1, 1, 2, 1, 2)
+    y = conv_reference.conv2d(x, w, win, 2, 4, 10)
+    np.testing.assert_allclose(y, naive_conv2d(x, w, None, (2, 1), (1, 1, 2, 2), (1, 2), 2), rtol=0, atol=TOL)
+    gy = rng.standard_normal(y.shape)
+    gx, gw, _ = naive_conv2d_grads(x, w, gy, (2, 1), (1, 1, 2, 2), (1, 2), 2)
+    np.testing.assert_allclose(conv_reference.conv2d_input_grad(gy, w, win, 2, x.shape), gx, rtol=0, atol=TOL)
+    np.testing.assert_allclose(conv_reference.conv2d_weight_grad(x, gy, win, 2), gw, rtol=0, atol=TOL)
+
+
+def test_conv_algorithm_switch_is_scoped_and_checks_its_name():
+    names = mc.backends.conv_algorithms()
+    assert names[0] == "auto" and {"im2col", "reference", "tiled", "winograd", "phases"} <= set(names)
+    assert mc.backends.current_conv_algorithm() == "auto"
+    with mc.backends.conv_algorithm("im2col"):
+        assert mc.backends.current_conv_algorithm() == "im2col"
+        with pytest.raises(ValueError, match="conv algorithm 'winograd' cannot run input"):
+            with mc.backends.conv_algorithm("winograd"):
+                F.conv2d(mc.randn(1, 2, 5, 5), mc.randn(2, 2, 3, 3), stride=2)
+        assert mc.backends.current_conv_algorithm() == "im2col"
+    assert mc.backends.current_conv_algorithm() == "auto"
+    with pytest.raises(ValueError, match="unknown algorithm 'fft'; choose one of auto, im2col"):
+        with mc.backends.conv_algorithm("fft"):
+            pass
 
 
 # -- gradcheck (central differences, float64) --------------------------------------------
@@ -352,21 +434,21 @@ def test_im2col_layout_and_col2im_adjointness(geometry):
     assert abs((col * v).sum() - (x * back).sum()) <= 1e-10 * max(1.0, abs((col * v).sum()))
 
 
-def test_parallel_col2im_matches(monkeypatch):
+def test_parallel_col2im_matches():
     """col2im runs serially below a size threshold; the parallel loop must agree."""
     rng = np.random.default_rng(16)
     g = (3, 3, 1, 1, 1, 1, 1, 2, 24, 22)  # kh kw sh sw ph pw dh dw oh ow
     x = rng.standard_normal((2, 16, 24, 24))
     col = kernels.im2col(x, *g)
-    assert col.size >= kernels._PARALLEL_MIN_SIZE
+    assert col.size >= tuning.COL2IM_PARALLEL_MIN_SIZE
     v = rng.standard_normal(col.shape)
     back = kernels.col2im(v, 24, 24, *g)
     assert abs((col * v).sum() - (x * back).sum()) <= 1e-10 * abs((col * v).sum())
-    monkeypatch.setattr(kernels, "_PARALLEL_MIN_SIZE", 2**62)
-    np.testing.assert_array_equal(kernels.col2im(v, 24, 24, *g), back)
-    monkeypatch.setattr(kernels, "_PARALLEL_MIN_SIZE", 0)
-    check_conv2d(rng, n=2, c=2, h=7, w=6, o=3, kernel=(3, 2), stride=(2, 1), padding=1, dilation=(1, 2))
-    check_conv_transpose2d(rng, n=2, cin=2, h=3, w=4, og=2, kernel=(3, 3), stride=(2, 2), padding=(1, 1))
+    with tuning.override(COL2IM_PARALLEL_MIN_SIZE=2**62):
+        np.testing.assert_array_equal(kernels.col2im(v, 24, 24, *g), back)
+    with tuning.override(COL2IM_PARALLEL_MIN_SIZE=0):
+        check_conv2d(rng, n=2, c=2, h=7, w=6, o=3, kernel=(3, 2), stride=(2, 1), padding=1, dilation=(1, 2))
+        check_conv_transpose2d(rng, n=2, cin=2, h=3, w=4, og=2, kernel=(3, 3), stride=(2, 2), padding=(1, 1))
 
 
 def test_kernel_out_must_fit():
@@ -383,17 +465,15 @@ def test_kernels_are_exported_for_backend_dispatch():
 
 # -- workspace: tiling and reuse ---------------------------------------------------------
 
-def _own_buffer():
-    """This thread's column buffer."""
-    return conv_ops._buffers[threading.get_ident()]
+_own_buffer = workspace.thread_buffer
 
 
 @pytest.fixture
 def workspace_limit():
     """Set a temporary workspace limit; restore the default afterwards."""
-    previous = conv_ops.get_workspace_limit()
-    yield conv_ops.set_workspace_limit
-    conv_ops.set_workspace_limit(previous)
+    previous = mc.backends.get_workspace_limit()
+    yield mc.backends.set_workspace_limit
+    mc.backends.set_workspace_limit(previous)
 
 
 @pytest.mark.parametrize("transposed", [False, True])
@@ -434,7 +514,7 @@ TILING_CASES = [  # fn, x shape, w shape, stride, padding, dilation, groups (out
 
 
 @pytest.mark.parametrize("case", TILING_CASES, ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(TILING_CASES)])
-def test_tiles_of_any_size_give_the_same_result(monkeypatch, workspace_limit, case):
+def test_tiles_of_any_size_give_the_same_result(workspace_limit, case):
     """Whole batch, chunks of images (cache tile), one image, odd bands of rows, single rows
     (workspace limit): forward and all three gradients agree to rounding (float64), and the
     buffer holds one tile."""
@@ -453,15 +533,15 @@ def test_tiles_of_any_size_give_the_same_result(monkeypatch, workspace_limit, ca
     # one grid row of columns (bytes): conv2d's grid is its output, conv_transpose2d's its input
     grid_w = want.shape[3] if fn is F.conv2d else x_shape[3]
     row_bytes = max(x_shape[1], want.shape[1]) * w_shape[2] * w_shape[3] * grid_w * 8
-    monkeypatch.setattr(conv_ops, "_CACHE_TILE", 2**40)
-    ref = _run(fn, x, w, b, gy, **kw)
+    with tuning.override(CACHE_TILE=2**40), mc.backends.conv_algorithm("tiled"):
+        ref = _run(fn, x, w, b, gy, **kw)
     np.testing.assert_allclose(ref[0], want, rtol=0, atol=TOL)
     image_bytes = row_bytes * (want.shape[2] if fn is F.conv2d else x_shape[2])
     for tile, limit in [(image_bytes, 2**30), (2 * image_bytes, 2**30), (2**40, 3 * row_bytes - 1),
                         (2**40, 2 * row_bytes), (2**40, 1)]:
-        monkeypatch.setattr(conv_ops, "_CACHE_TILE", tile)
         workspace_limit(limit)  # also frees the buffer
-        y, grads = _run(fn, x, w, b, gy, **kw)
+        with tuning.override(CACHE_TILE=tile), mc.backends.conv_algorithm("tiled"):
+            y, grads = _run(fn, x, w, b, gy, **kw)
         np.testing.assert_allclose(y, ref[0], rtol=0, atol=1e-12)
         for got, expected in zip(grads, ref[1]):
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
@@ -476,47 +556,46 @@ def test_im2col_by_phase_on_any_geometry(geometry):
     """Every geometry with a horizontal stride through the phase path equals the strided view."""
     (n, c, h, w), g = geometry
     x = np.random.default_rng(33).standard_normal((n, c, h, w))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", 2**30)
+    with tuning.override(IM2COL_PHASE_MIN_TAPS_PER_STEP=2**30):
         want = kernels.im2col(x, *g)
-        mp.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", 0)
+    with tuning.override(IM2COL_PHASE_MIN_TAPS_PER_STEP=0):
         np.testing.assert_array_equal(kernels.im2col(x, *g), want)
 
 
-def test_chunks_fit_the_cache_tile_and_bands_have_equal_heights(monkeypatch, workspace_limit):
+def test_chunks_fit_the_cache_tile_and_bands_have_equal_heights(workspace_limit):
     # one image: 3*3*3 rows of columns, 10x8 output pixels; one output row of columns = 27*8*4 bytes
-    plan = conv_ops._ColumnPlan((2, 3, 10, 8), conv_ops.Window(3, 3, 1, 1, 1, 1, 1, 1), 10, 8, 1)
+    plan = conv_tiled.ColumnPlan((2, 3, 10, 8), Window(3, 3, 1, 1, 1, 1, 1, 1), 10, 8, 1)
     row = 27 * 8 * 4
-    monkeypatch.setattr(conv_ops, "_CACHE_TILE", 25 * row)  # whole images, two at a time
-    assert plan.tiles(np, 5, 4) == [(0, 2, 0, 10), (2, 4, 0, 10), (4, 5, 0, 10)]
     gpu = object()  # any array module but NumPy: no cache tile, only the workspace limit
-    assert plan.tiles(gpu, 5, 4) == [(0, 5, 0, 10)]
-    monkeypatch.setattr(conv_ops, "_CACHE_TILE", 4 * row)  # one at a time: never cut into bands
-    assert plan.tiles(np, 2, 4) == [(0, 1, 0, 10), (1, 2, 0, 10)]
-    workspace_limit(4 * row)  # bands, of heights 3, 3, 4 rather than 4, 4, 2
-    assert plan.tiles(np, 2, 4) == [(n, n + 1, y0, y1) for n in range(2) for y0, y1 in [(0, 3), (3, 6), (6, 10)]]
-    assert plan.tiles(gpu, 2, 4) == plan.tiles(np, 2, 4)
-    workspace_limit(1)  # a band has at least one row
-    assert plan.tiles(np, 1, 4) == [(0, 1, y, y + 1) for y in range(10)]
+    with tuning.override(CACHE_TILE=25 * row):  # whole images, two at a time
+        assert plan.tiles(np, 5, 4) == [(0, 2, 0, 10), (2, 4, 0, 10), (4, 5, 0, 10)]
+        assert plan.tiles(gpu, 5, 4) == [(0, 5, 0, 10)]
+    with tuning.override(CACHE_TILE=4 * row):  # one at a time: never cut into bands
+        assert plan.tiles(np, 2, 4) == [(0, 1, 0, 10), (1, 2, 0, 10)]
+        workspace_limit(4 * row)  # bands, of heights 3, 3, 4 rather than 4, 4, 2
+        assert plan.tiles(np, 2, 4) == [(n, n + 1, y0, y1) for n in range(2) for y0, y1 in [(0, 3), (3, 6), (6, 10)]]
+        assert plan.tiles(gpu, 2, 4) == plan.tiles(np, 2, 4)
+        workspace_limit(1)  # a band has at least one row
+        assert plan.tiles(np, 1, 4) == [(0, 1, y, y + 1) for y in range(10)]
 
 
 @pytest.mark.parametrize("threshold", [0, 2**30])
-def test_im2col_by_phase_matches_the_strided_view(monkeypatch, threshold):
+def test_im2col_by_phase_matches_the_strided_view(threshold):
     """Strided im2col by column phases (or not, whatever the kernel) gives the layout exactly."""
     rng = np.random.default_rng(31)
     x = rng.standard_normal((2, 3, 17, 19))
-    monkeypatch.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", 2**30)
     for g in [(11, 11, 4, 4, 2, 2, 1, 1, 3, 3), (7, 7, 2, 2, 3, 3, 1, 1, 9, 10), (3, 5, 2, 3, 0, 4, 2, 3, 6, 7),
               (2, 2, 3, 4, 0, 0, 1, 1, 5, 4), (4, 3, 1, 2, 1, 1, 1, 2, 8, 12)]:
-        monkeypatch.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", 2**30)
-        want = kernels.im2col(x, *g)
-        monkeypatch.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", threshold)
-        np.testing.assert_array_equal(kernels.im2col(x, *g), want)
+        with tuning.override(IM2COL_PHASE_MIN_TAPS_PER_STEP=2**30):
+            want = kernels.im2col(x, *g)
+        with tuning.override(IM2COL_PHASE_MIN_TAPS_PER_STEP=threshold):
+            np.testing.assert_array_equal(kernels.im2col(x, *g), want)
     x32 = x.astype(np.float32)[:, :, :, :18]  # float32, an even width
     out = np.empty((2, 3 * 7 * 7, 9 * 9), np.float32)
-    assert kernels.im2col(x32, 7, 7, 2, 2, 3, 3, 1, 1, 9, 9, out=out) is out
-    monkeypatch.setattr(kernels, "_PHASE_MIN_TAPS_PER_STEP", 2**30)
-    np.testing.assert_array_equal(out, kernels.im2col(x32, 7, 7, 2, 2, 3, 3, 1, 1, 9, 9))
+    with tuning.override(IM2COL_PHASE_MIN_TAPS_PER_STEP=threshold):
+        assert kernels.im2col(x32, 7, 7, 2, 2, 3, 3, 1, 1, 9, 9, out=out) is out
+    with tuning.override(IM2COL_PHASE_MIN_TAPS_PER_STEP=2**30):
+        np.testing.assert_array_equal(out, kernels.im2col(x32, 7, 7, 2, 2, 3, 3, 1, 1, 9, 9))
 
 
 def _weight_grad_by_taps(image, gy, kernel, stride, padding, dilation, groups):
@@ -538,8 +617,12 @@ def _weight_grad_by_taps(image, gy, kernel, stride, padding, dilation, groups):
 
 
 @pytest.mark.parametrize("small_map_pixels", [1024, 2**30])  # col @ gy^T (the default here), gy @ col^T
-def test_weight_gradient_of_big_maps_in_both_gemm_orientations(monkeypatch, small_map_pixels):
-    monkeypatch.setattr(conv_ops, "_SMALL_MAP_PIXELS", small_map_pixels)
+def test_weight_gradient_of_big_maps_in_both_gemm_orientations(small_map_pixels):
+    with tuning.override(SMALL_MAP_PIXELS=small_map_pixels), mc.backends.conv_algorithm("tiled"):
+        _check_weight_gradient_of_big_maps()
+
+
+def _check_weight_gradient_of_big_maps():
     rng = np.random.default_rng(32)
     # conv2d: 144 rows of columns per group, 33*32 output pixels
     x, w = rng.standard_normal((2, 32, 65, 64)), rng.standard_normal((8, 16, 3, 3))
@@ -556,12 +639,15 @@ def test_weight_gradient_of_big_maps_in_both_gemm_orientations(monkeypatch, smal
     np.testing.assert_allclose(gw, _weight_grad_by_taps(gy, x, (3, 3), **kw), rtol=0, atol=TOL)
 
 
-@pytest.mark.parametrize("path", ["im2col", "winograd"])
-def test_workspace_limit_bounds_peak_memory(workspace_limit, monkeypatch, path):
+@pytest.mark.parametrize("path", ["tiled", "winograd"])
+def test_workspace_limit_bounds_peak_memory(workspace_limit, path):
     """A 3x3 conv's columns are 9x the image (Winograd's transformed tiles 4x); under a small
     limit, forward+backward stays near the sizes of the image and its gradient."""
-    if path == "im2col":
-        monkeypatch.setattr(conv_ops.winograd, "supports", lambda *args: False)
+    with mc.backends.conv_algorithm(path):
+        _check_peak_memory(workspace_limit, path)
+
+
+def _check_peak_memory(workspace_limit, path):
     rng = np.random.default_rng(17)
     x = mc.tensor(rng.standard_normal((1, 8, 128, 128)), requires_grad=True)  # 1 MiB; columns 9 MiB
     w = mc.tensor(rng.standard_normal((8, 8, 3, 3)), requires_grad=True)
@@ -573,7 +659,7 @@ def test_workspace_limit_bounds_peak_memory(workspace_limit, monkeypatch, path):
         F.conv2d(x, w, padding=1).backward(gy)
         peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
         tracemalloc.stop()
-    assert peaks[0] > (9 if path == "im2col" else 4) and peaks[1] < 3.5, peaks  # MiB
+    assert peaks[0] > (9 if path == "tiled" else 4) and peaks[1] < 3.5, peaks  # MiB
 
 
 def test_workspace_buffer_is_reused_and_never_aliases_results(workspace_limit):
@@ -590,7 +676,7 @@ def test_workspace_buffer_is_reused_and_never_aliases_results(workspace_limit):
 
 def test_set_workspace_limit_rejects_non_positive():
     with pytest.raises(ValueError, match="set_workspace_limit"):
-        conv_ops.set_workspace_limit(0)
+        mc.backends.set_workspace_limit(0)
 
 
 def test_pointwise_convolution_skips_im2col(monkeypatch):

@@ -4,10 +4,11 @@ import pytest
 
 import minicnn as mc
 import minicnn.nn.functional as F
+from minicnn import tuning
 from minicnn.cpu import elementwise as ew
 
 # NumPy's path, the one-thread loop and the multi-threaded loop
-SIZES = [(3, 5), (2, 3, 7, 6), (ew._MIN_SIZE + 7,), (ew._PARALLEL_MIN_SIZE + 7,), (8, 64, 47, 51)]
+SIZES = [(3, 5), (2, 3, 7, 6), (tuning.ELEMENTWISE_MIN_SIZE + 7,), (tuning.ELEMENTWISE_PARALLEL_MIN_SIZE + 7,), (8, 64, 47, 51)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -22,7 +23,7 @@ def test_relu_matches_numpy(shape, dtype):
 
 
 def test_other_arrays_take_numpys_path():
-    n = ew._PARALLEL_MIN_SIZE
+    n = tuning.ELEMENTWISE_PARALLEL_MIN_SIZE
     a = np.arange(2 * n, dtype=np.float32).reshape(2, n) - n
     np.testing.assert_array_equal(ew.relu(a.T), np.maximum(a.T, 0))  # not C-contiguous
     np.testing.assert_array_equal(ew.relu(a[:, ::2]), np.maximum(a[:, ::2], 0))
@@ -48,17 +49,3 @@ def test_gradcheck_relu():
     a = rng.uniform(0.1, 1.0, (4, 32, 32)) * rng.choice([-1, 1], (4, 32, 32))
     x = mc.tensor(a, requires_grad=True)
     assert mc.gradcheck(lambda x: F.relu(x) * x, (x,), fast_mode=True)
-
-
-@pytest.mark.parametrize("user, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_openmp_threads_sleep_unless_the_user_chose(user, expected):
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if user is not None:
-        env["OMP_WAIT_POLICY"] = user
-    out = subprocess.run([sys.executable, "-c", "import os, minicnn.cpu; print(os.environ['OMP_WAIT_POLICY'])"],
-                         env=env, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == expected

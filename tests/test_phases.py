@@ -1,5 +1,7 @@
-"""Strided convolutions through their phases (minicnn/ops/phases.py): the maps and their
+"""Strided convolutions through their phases (minicnn/cpu/conv_phases.py): the maps and their
 adjoints, and conv2d on that path against the naive loops (float64)."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,17 +9,26 @@ from hypothesis import strategies as st
 
 import minicnn as mc
 import minicnn.nn.functional as F
-from minicnn.ops import conv as conv_ops
-from minicnn.ops import phases
-from minicnn.ops import winograd
+from minicnn import tuning
+from minicnn.cpu import conv_phases as phases
+from minicnn.cpu import conv_winograd as winograd
+from minicnn.geometry import Window
+from minicnn.ops import conv_algorithms
 from test_conv import _pads, naive_conv2d, naive_conv2d_grads
 
 
+def _takes_the_phases(x_shape, w_shape, stride, padding, dilation=(1, 1)):
+    """Whether "auto" runs conv2d of these shapes on the phase path."""
+    fn = SimpleNamespace(win=Window(*w_shape[2:], *stride, *padding, *dilation), groups=1)
+    x, w = np.broadcast_to(np.zeros(1), x_shape), np.broadcast_to(np.zeros(1), w_shape)
+    return conv_algorithms.fastest("conv2d", fn, x, w) is phases.Conv2d
+
+
 @pytest.fixture
-def any_size(monkeypatch):
+def any_size():
     """Let small test shapes take the phase path (it is only chosen where it pays)."""
-    monkeypatch.setattr(winograd, "MIN_TILES", 1)
-    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    with tuning.override(WINOGRAD_MIN_TILES=1, WINOGRAD_MIN_CHANNELS=1):
+        yield
 
 
 def test_the_maps_are_the_formulas():
@@ -72,7 +83,7 @@ def test_conv2d_through_the_phases_equals_the_loops(any_size, n, c, h, w, o, ker
     x, wt, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c) + kernel), rng.standard_normal(o)
     tx, tw, tb = (mc.tensor(a, requires_grad=True) for a in (x, wt, b))
     y = F.conv2d(tx, tw, tb, stride=stride, padding=padding)
-    assert (y._creator.phases is not None) == (max(stride) > 1)
+    assert _takes_the_phases(x.shape, wt.shape, stride, padding) == (max(stride) > 1)
     pads = _pads(padding, kernel, (1, 1))
     np.testing.assert_allclose(y.numpy(), naive_conv2d(x, wt, b, stride, pads, (1, 1), 1), rtol=0, atol=1e-10)
     gy = rng.standard_normal(y.shape)
@@ -84,32 +95,31 @@ def test_conv2d_through_the_phases_equals_the_loops(any_size, n, c, h, w, o, ker
 def test_gradcheck_through_the_phases(any_size):
     rng = np.random.default_rng(5)
     x, w, b = (mc.tensor(rng.standard_normal(s), requires_grad=True) for s in ((1, 2, 13, 12), (3, 2, 5, 5), (3,)))
-    assert F.conv2d(x, w, b, stride=2, padding=1)._creator.phases is not None
-    assert mc.gradcheck(lambda a, v, c: F.conv2d(a, v, c, stride=2, padding=1), (x, w, b), fast_mode=True)
+    with mc.backends.conv_algorithm("phases"):
+        assert mc.gradcheck(lambda a, v, c: F.conv2d(a, v, c, stride=2, padding=1), (x, w, b), fast_mode=True)
 
 
 def test_which_strided_convolutions_take_the_phases():
     """Only where the phase kernel is 3x3 and not much bigger than the real one, and the
     Winograd convolution over the phases pays (AlexNet's stem: yes; ResNet's 7x7/2: no)."""
-    def takes(x_shape, w_shape, stride, padding):
-        return phases.supports(x_shape, w_shape, stride, padding, (1, 1), 1)
+    takes = _takes_the_phases
     assert takes((8, 3, 224, 224), (64, 3, 11, 11), (4, 4), (2, 2))          # 12x12 / 11x11 = 1.19
     assert takes((8, 32, 112, 112), (64, 32, 5, 5), (2, 2), (2, 2))          # 6x6 / 5x5 = 1.44
     assert not takes((8, 3, 224, 224), (64, 3, 7, 7), (2, 2), (3, 3))        # phase kernel 4x4
     assert not takes((8, 3, 224, 224), (64, 3, 9, 9), (4, 4), (4, 4))        # 12x12 / 9x9 = 1.78
     assert not takes((8, 64, 56, 56), (64, 64, 3, 3), (2, 2), (1, 1))        # phase kernel 2x2
     assert not takes((1, 3, 20, 20), (64, 3, 11, 11), (4, 4), (2, 2))        # 2 tiles: too few
-    assert not phases.supports((8, 3, 224, 224), (64, 3, 11, 11), (4, 4), (2, 2), (2, 2), 1)  # dilated
+    assert not takes((8, 3, 224, 224), (64, 3, 11, 11), (4, 4), (2, 2), dilation=(2, 2))
 
 
-def test_float32_through_the_phases_matches_im2col(monkeypatch):
+def test_float32_through_the_phases_matches_im2col():
     rng = np.random.default_rng(6)
     x = mc.tensor(rng.standard_normal((2, 3, 99, 99)).astype(np.float32))
     w = mc.tensor((rng.standard_normal((64, 3, 11, 11)) * 0.05).astype(np.float32))
-    assert phases.supports(x.shape, w.shape, (4, 4), (2, 2), (1, 1), 1)
+    assert _takes_the_phases(x.shape, w.shape, (4, 4), (2, 2))
     y = F.conv2d(x, w, stride=4, padding=2)
-    monkeypatch.setattr(phases, "supports", lambda *args: False)
-    ref = F.conv2d(x, w, stride=4, padding=2)
+    with mc.backends.conv_algorithm("im2col"):
+        ref = F.conv2d(x, w, stride=4, padding=2)
     assert np.abs(y.numpy() - ref.numpy()).max() < 2e-6 * np.abs(ref.numpy()).max()
 
 

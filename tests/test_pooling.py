@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 import minicnn as mc
 import minicnn.nn as nn
 import minicnn.nn.functional as F
-from minicnn.ops.pooling import pool_output_size, unpool_output_size
+from minicnn.geometry import output_size as pool_output_size
+from minicnn.ops.pooling import unpool_output_size
 
 
 def t64(a, grad=False):

@@ -8,25 +8,24 @@ import pytest
 
 import minicnn as mc
 import minicnn.nn.functional as F
+from minicnn import tuning
+from minicnn.cpu import conv_winograd as winograd
 from minicnn.cpu import threads
-from minicnn.ops import conv as conv_ops
+from minicnn.geometry import Window
+from minicnn.ops import conv_tiled
 
 pytestmark = pytest.mark.skipif(threads.blas_threads() is None,
-                                reason="NumPy's BLAS is not an OpenBLAS minicnn can set the threads of")
+                                reason="needs threadpoolctl and a BLAS whose threads it can set")
 
 
 @pytest.fixture
-def split(monkeypatch):
-    """Every batch splits (no minimum work or map size) over ``parts`` BLAS threads, restored
-    afterwards."""
-    before = threads.blas_threads()
-    monkeypatch.setattr(threads, "MIN_SPLIT_WORK", 0)
-    monkeypatch.setattr(conv_ops, "_MIN_SHARE_PIXELS", 1)
-
-    def use(parts):
-        threads._blas[0](parts)
-    yield use
-    threads._blas[0](before)
+def split():
+    """Every batch splits (no minimum work or map size); ``split(parts)`` gives BLAS ``parts``
+    threads. Both are restored afterwards."""
+    from threadpoolctl import ThreadpoolController
+    blas = ThreadpoolController().select(user_api="blas")
+    with tuning.override(MIN_SPLIT_WORK=0, MIN_SHARE_PIXELS=1), blas.limit(limits=threads.blas_threads()):
+        yield lambda parts: blas.limit(limits=parts)
 
 
 def _record(calls):
@@ -51,13 +50,12 @@ def test_parts_cover_the_batch_in_order_on_as_many_threads(split, n, parts, boun
 
 
 @pytest.mark.parametrize("case", ["one image", "little work", "one BLAS thread", "too few images per part"])
-def test_no_split_runs_one_call_on_this_thread(split, monkeypatch, case):
+def test_no_split_runs_one_call_on_this_thread(split, case):
     split(1 if case == "one BLAS thread" else 2)
-    if case == "little work":
-        monkeypatch.setattr(threads, "MIN_SPLIT_WORK", 100)
     calls = []
-    threads.over_batch(_record(calls), 1 if case == "one image" else 6, work=99,
-                       min_images=4 if case == "too few images per part" else 1)
+    with tuning.override(MIN_SPLIT_WORK=100 if case == "little work" else 0):
+        threads.over_batch(_record(calls), 1 if case == "one image" else 6, work=99,
+                           min_images=4 if case == "too few images per part" else 1)
     assert [c[:3] for c in calls] == [(0, 1 if case == "one image" else 6, 1)]
     assert calls[0][4] == threading.get_ident()
 
@@ -92,12 +90,10 @@ CASES = [  # fn, x shape, w shape, stride, padding, groups, what it exercises
 ]
 
 
-def _output_and_grads(fn, x, w, b, winograd=False, **kw):
-    """[y, gx, gw, gb] (arrays) of y = fn(x, w, b, **kw) and the loss sum(y * cos(index));
-    with ``winograd`` it checks that the convolution ran as Winograd."""
+def _output_and_grads(fn, x, w, b, **kw):
+    """[y, gx, gw, gb] (arrays) of y = fn(x, w, b, **kw) and the loss sum(y * cos(index))."""
     tx, tw, tb = (mc.tensor(a, requires_grad=True) for a in (x, w, b))
     y = fn(tx, tw, tb, **kw)
-    assert not winograd or y._creator.winograd
     (y * mc.tensor(np.cos(np.arange(y.numel())).reshape(y.shape))).sum().backward()
     return [y.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()]
 
@@ -105,44 +101,48 @@ def _output_and_grads(fn, x, w, b, winograd=False, **kw):
 @pytest.mark.parametrize("case", CASES, ids=[c[-1] for c in CASES])
 @pytest.mark.parametrize("limit, band_tile", [(2**30, 2**30), (1, 2**30), (2**30, 1)],
                          ids=["whole images", "bands of rows", "cache bands"])
-def test_conv_split_over_threads_equals_one_thread(split, monkeypatch, case, limit, band_tile):
+def test_conv_split_over_threads_equals_one_thread(split, case, limit, band_tile):
     """Output and all three gradients (float64) equal the unsplit run's to rounding, also with
     a workspace so small that every share cuts its images into bands, and with bands for the
     cache alone (what the shares of a stem run)."""
-    monkeypatch.setattr(conv_ops, "_BAND_TILE", band_tile)
+    with tuning.override(BAND_TILE=band_tile):
+        _check_split_equals_one_thread(split, case, limit)
+
+
+def _check_split_equals_one_thread(split, case, limit):
     fn, x_shape, w_shape, stride, padding, groups, _ = case
     rng = np.random.default_rng(40)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0] if fn is F.conv2d else w_shape[1] * groups)
     kw = dict(stride=stride, padding=padding, groups=groups)
     results = []
-    previous = conv_ops.set_workspace_limit(limit)
+    previous = mc.backends.set_workspace_limit(limit)
     try:
         for parts in (1, 3):
             split(parts)
             results.append(_output_and_grads(fn, x, w, b, **kw))
     finally:
-        conv_ops.set_workspace_limit(previous)
+        mc.backends.set_workspace_limit(previous)
     for got, want in zip(results[1], results[0]):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
-def test_single_threaded_blas_cuts_big_images_into_cache_bands_except_for_col2im(split, monkeypatch):
+def test_single_threaded_blas_cuts_big_images_into_cache_bands_except_for_col2im(split):
     # one image: 3*3*3 rows of columns, 10x8 output pixels; one output row of columns = 27*8*4 bytes
-    plan = conv_ops._ColumnPlan((4, 3, 10, 8), conv_ops.Window(3, 3, 1, 1, 1, 1, 1, 1), 10, 8, 1)
-    monkeypatch.setattr(conv_ops, "_BAND_TILE", 4 * 27 * 8 * 4)
+    plan = conv_tiled.ColumnPlan((4, 3, 10, 8), Window(3, 3, 1, 1, 1, 1, 1, 1), 10, 8, 1)
     split(2)
-    shares = threads.over_batch(lambda n0, n1: (plan.tiles(np, n1 - n0, 4), plan.tiles(np, n1 - n0, 4, fold=True)),
-                                4, work=1)
-    for read, fold in shares:
-        assert read == [(n, n + 1, y0, y1) for n in range(2) for y0, y1 in [(0, 3), (3, 6), (6, 10)]]
-        assert fold == [(0, 2, 0, 10)]  # col2im adds bands into the image: whole images there
-    assert plan.tiles(np, 2, 4) == [(0, 2, 0, 10)]  # outside a split the threaded BLAS takes whole images
-    split(1)  # a single-threaded BLAS: bands as in a share
-    assert plan.tiles(np, 2, 4) == shares[0][0]
-    split(2)
-    monkeypatch.setattr(conv_ops, "_BAND_TILE", 10 * 27 * 8 * 4)  # an image that fits is not cut
-    assert threads.over_batch(lambda n0, n1: plan.tiles(np, n1 - n0, 4), 4, work=1) == [[(0, 2, 0, 10)]] * 2
+    with tuning.override(BAND_TILE=4 * 27 * 8 * 4, CACHE_TILE=2**23):
+        shares = threads.over_batch(lambda n0, n1: (plan.tiles(np, n1 - n0, 4), plan.tiles(np, n1 - n0, 4, fold=True)),
+                                    4, work=1)
+        for read, fold in shares:
+            assert read == [(n, n + 1, y0, y1) for n in range(2) for y0, y1 in [(0, 3), (3, 6), (6, 10)]]
+            assert fold == [(0, 2, 0, 10)]  # col2im adds bands into the image: whole images there
+        assert plan.tiles(np, 2, 4) == [(0, 2, 0, 10)]  # outside a split the threaded BLAS takes whole images
+        split(1)  # a single-threaded BLAS: bands as in a share
+        assert plan.tiles(np, 2, 4) == shares[0][0]
+        split(2)
+    with tuning.override(BAND_TILE=10 * 27 * 8 * 4, CACHE_TILE=2**23):  # an image that fits is not cut
+        assert threads.over_batch(lambda n0, n1: plan.tiles(np, n1 - n0, 4), 4, work=1) == [[(0, 2, 0, 10)]] * 2
 
 
 @pytest.mark.parametrize("hw, n, shares", [(18, 8, [4, 4]), (9, 8, [8]), (9, 32, [16, 16])])
@@ -150,15 +150,15 @@ def test_conv_splits_a_batch_of_big_enough_maps(split, monkeypatch, hw, n, share
     """Maps of 16x16 outputs split a batch of 8; 7x7 ones (49 pixels: a share needs 256) only
     a batch of 32."""
     split(2)
-    monkeypatch.setattr(conv_ops, "_MIN_SHARE_PIXELS", 256)
     seen = []
-    original = conv_ops.Conv2d._forward
+    original = conv_tiled.Conv2d._forward
 
-    def spy(self, x, w, b, y, n0):
+    def spy(self, x, w, b, y):
         seen.append(x.shape[0])
-        return original(self, x, w, b, y, n0)
-    monkeypatch.setattr(conv_ops.Conv2d, "_forward", spy)
-    F.conv2d(mc.randn(n, 2, hw, hw), mc.randn(3, 2, 3, 3))
+        return original(self, x, w, b, y)
+    monkeypatch.setattr(conv_tiled.Conv2d, "_forward", spy)
+    with tuning.override(MIN_SHARE_PIXELS=256):
+        F.conv2d(mc.randn(n, 2, hw, hw), mc.randn(3, 2, 3, 3))
     assert sorted(seen) == shares
 
 
@@ -166,12 +166,12 @@ def test_conv_splits_the_batch_it_is_given(split, monkeypatch):
     """A convolution really runs in shares (one per thread), each on its own images."""
     split(2)
     seen = []
-    original = conv_ops.Conv2d._forward
+    original = conv_tiled.Conv2d._forward
 
-    def spy(self, x, w, b, y, n0):
+    def spy(self, x, w, b, y):
         seen.append((x.shape[0], threads.share()))
-        return original(self, x, w, b, y, n0)
-    monkeypatch.setattr(conv_ops.Conv2d, "_forward", spy)
+        return original(self, x, w, b, y)
+    monkeypatch.setattr(conv_tiled.Conv2d, "_forward", spy)
     F.conv2d(mc.randn(5, 2, 6, 6), mc.randn(3, 2, 3, 3))
     assert sorted(seen) == [(2, 2), (3, 2)]
 
@@ -206,20 +206,20 @@ def test_a_forked_child_can_split_again(split):
 def test_winograd_chunks_split_over_threads_equal_one_thread(split, n, bands, parts):
     """A batch too small to split by images shares its Winograd chunks (bands of tile rows)
     instead: output and all gradients equal the one-thread run's (float64)."""
-    from minicnn.ops import winograd
     rng = np.random.default_rng(41)
     x, w, b = rng.standard_normal((n, 9, 30, 29)), rng.standard_normal((10, 9, 3, 3)), rng.standard_normal(10)
     tile_row = 16 * (9 + 10) * 8 * 15  # bytes of scratch per row of 15 tiles
     results = []
-    previous = conv_ops.set_workspace_limit(parts * tile_row * 15 // bands)
+    previous = mc.backends.set_workspace_limit(parts * tile_row * 15 // bands)
     try:
         for p in (1, parts):
             split(p)
             if p == parts:  # the chunks the threads share
                 assert len(winograd._chunks(n, 15, 15, 16 * 19 * 8, winograd._chunk_parts())) == n * bands
-            results.append(_output_and_grads(F.conv2d, x, w, b, padding=1, winograd=True))
+            with mc.backends.conv_algorithm("winograd"):
+                results.append(_output_and_grads(F.conv2d, x, w, b, padding=1))
     finally:
-        conv_ops.set_workspace_limit(previous)
+        mc.backends.set_workspace_limit(previous)
     for got, want in zip(results[1], results[0]):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
@@ -228,7 +228,6 @@ def test_winograd_chunks_split_over_threads_equal_one_thread(split, n, bands, pa
 def test_neighbouring_bands_never_run_at_the_same_time(split, monkeypatch, chunks, parts):
     """With two rounds, the groups of chunks that run together are never neighbours (they
     would add into the same rows of the input gradient at once); every chunk runs once."""
-    from minicnn.ops import winograd
     split(parts)
     rounds = []
     real = threads.over_batch
@@ -261,7 +260,9 @@ def test_one_blas_thread_inside_the_block_only(split):
 _SPIN = """
 import os, time
 import numpy as np
+import minicnn
 from minicnn.cpu import threads
+minicnn.backends.tune_cpu_threads()
 a = np.ones((512, 512), np.float32)
 a @ a  # a threaded product: OpenBLAS's worker spins after it
 t = time.process_time()
@@ -272,9 +273,9 @@ print(os.environ["OPENBLAS_THREAD_TIMEOUT"], threads.blas_threads(), time.proces
 
 @pytest.mark.parametrize("user_value", [None, "28"])
 def test_openblas_workers_stop_spinning_soon_after_a_product(user_value):
-    """OpenBLAS's default spin (2**28 cycles, ~0.1 s of a core) is cut to 2**20 (~0.3 ms),
-    measured as the process's CPU time while its main thread sleeps; a value the user set
-    is left alone."""
+    """Through the opt-in, OpenBLAS's default spin (2**28 cycles, ~0.1 s of a core) is cut to
+    2**20 (~0.3 ms), measured as the process's CPU time while its main thread sleeps; a value
+    the user set is left alone."""
     import subprocess
     import sys
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS")}
@@ -287,5 +288,5 @@ def test_openblas_workers_stop_spinning_soon_after_a_product(user_value):
     if user_value:
         assert timeout == user_value
     else:
-        assert timeout == str(threads.SPIN_TIMEOUT)
+        assert timeout == str(tuning.SPIN_TIMEOUT)
         assert float(cpu) < 0.03, f"the process used {cpu} s of CPU while it slept"

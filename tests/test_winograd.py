@@ -1,13 +1,17 @@
 """Winograd F(2x2, 3x3) convolution: naive loop references, adjoint identities, the transforms
-against their matrices, tiling into chunks and bands, float32 accuracy, and ``supports``."""
+against their matrices, tiling into chunks and bands, float32 accuracy, and which convolutions take it."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import minicnn as mc
+from minicnn.cpu import conv_winograd as wg
 from minicnn.cpu import winograd as kernels
-from minicnn.ops import conv as conv_ops
-from minicnn.ops import winograd as wg
+from minicnn.geometry import Window
+from minicnn.ops import conv_algorithms
 
 
 # -- naive references: plain loops in float64 -----------------------------------------------
@@ -69,9 +73,9 @@ def rel_err(a, ref):
 @pytest.fixture
 def small_workspace():
     """A workspace limit so small that the tiles go in bands of a few tile rows."""
-    previous = conv_ops.set_workspace_limit(16 * (3 + 4) * 8 * 5 * 3)  # 3 rows of 5 tiles, float64
+    previous = mc.backends.set_workspace_limit(16 * (3 + 4) * 8 * 5 * 3)  # 3 rows of 5 tiles, float64
     yield
-    conv_ops.set_workspace_limit(previous)
+    mc.backends.set_workspace_limit(previous)
 
 
 # -- exactness against the loops ------------------------------------------------------------
@@ -147,7 +151,7 @@ def test_banded_and_chunked_tiles_match(small_workspace):
 
 
 def test_several_images_per_chunk():
-    previous = conv_ops.set_workspace_limit(16 * (2 + 3) * 8 * 4 * 4 * 2)  # two 7x7 images per chunk
+    previous = mc.backends.set_workspace_limit(16 * (2 + 3) * 8 * 4 * 4 * 2)  # two 7x7 images per chunk
     try:
         assert len(wg._chunks(5, 4, 4, 16 * 5 * 8)) == 3
         rng = np.random.default_rng(3)
@@ -159,7 +163,7 @@ def test_several_images_per_chunk():
         np.testing.assert_allclose(gx, gx_ref, rtol=0, atol=1e-10)
         np.testing.assert_allclose(gw, gw_ref, rtol=0, atol=1e-10)
     finally:
-        conv_ops.set_workspace_limit(previous)
+        mc.backends.set_workspace_limit(previous)
 
 
 # -- the transforms are the matrices of the docstring --------------------------------------
@@ -230,24 +234,34 @@ def test_weight_grad_checks_the_weight_shape():
         wg.conv2d_weight_grad(x, gy, (3, 4, 3, 3), (1, 1))
 
 
-def test_supports():
+def _auto_takes_winograd(x_shape, w_shape, stride=1, padding=1, dilation=1, groups=1, dtype=np.float64):
+    """Whether "auto" runs conv2d of these shapes as Winograd."""
+    pair = [(v, v) if isinstance(v, int) else v for v in (stride, padding, dilation)]
+    fn = SimpleNamespace(win=Window(*w_shape[2:], *pair[0], *pair[1], *pair[2]), groups=groups)
+    x, w = np.broadcast_to(np.zeros(1, dtype), x_shape), np.broadcast_to(np.zeros(1, dtype), w_shape)
+    return conv_algorithms.fastest("conv2d", fn, x, w) is wg.Conv2d
+
+
+def test_which_convolutions_take_winograd():
+    takes = _auto_takes_winograd
     x, w = (8, 64, 56, 56), (64, 64, 3, 3)
-    assert wg.supports(x, w, 1, 1, 1, 1)
-    assert wg.supports(x, w, (1, 1), (0, 2), (1, 1), 1)
-    assert not wg.supports(x, w, 2, 1, 1, 1)  # stride 2
-    assert not wg.supports(x, w, (1, 2), 1, 1, 1)
-    assert not wg.supports(x, w, 1, 1, 2, 1)  # dilation 2
-    assert not wg.supports(x, (64, 32, 3, 3), 1, 1, 1, 2)  # groups 2
-    assert not wg.supports(x, (64, 64, 5, 5), 1, 2, 1, 1)  # 5x5
-    assert not wg.supports(x, (64, 64, 3, 1), 1, 1, 1, 1)
-    assert not wg.supports(x, w, 1, 3, 1, 1)  # padding 3
+    assert takes(x, w) and takes(x, w, dtype=np.float32)
+    assert takes(x, w, padding=(0, 2))
+    assert not takes(x, w, dtype=np.float16)
+    assert not takes(x, w, stride=2)
+    assert not takes(x, w, stride=(1, 2))
+    assert not takes(x, w, dilation=2)
+    assert not takes(x, (64, 32, 3, 3), groups=2)
+    assert not takes(x, (64, 64, 5, 5), padding=2)
+    assert not takes(x, (64, 64, 3, 1))
+    assert not takes(x, w, padding=3)
     # where the transforms cost more than the multiplications saved
-    assert not wg.supports((1, 3, 256, 256), (64, 3, 3, 3), 1, 1, 1, 1)  # 3 input channels
-    assert not wg.supports((1, 64, 256, 256), (4, 64, 3, 3), 1, 1, 1, 1)  # 4 output channels
-    assert wg.supports((1, 8, 256, 256), (8, 8, 3, 3), 1, 1, 1, 1)
-    assert wg.supports((8, 512, 7, 7), (512, 512, 3, 3), 1, 1, 1, 1)  # 8 * 4 * 4 = 128 tiles
-    assert not wg.supports((4, 512, 7, 7), (512, 512, 3, 3), 1, 1, 1, 1)  # 64 tiles
-    assert not wg.supports((8, 512, 7, 7), (512, 512, 3, 3), 1, 0, 1, 1)  # 8 * 3 * 3 = 72 tiles
+    assert not takes((1, 3, 256, 256), (64, 3, 3, 3))  # 3 input channels
+    assert not takes((1, 64, 256, 256), (4, 64, 3, 3))  # 4 output channels
+    assert takes((1, 8, 256, 256), (8, 8, 3, 3))
+    assert takes((8, 512, 7, 7), (512, 512, 3, 3))  # 8 * 4 * 4 = 128 tiles
+    assert not takes((4, 512, 7, 7), (512, 512, 3, 3))  # 64 tiles
+    assert not takes((8, 512, 7, 7), (512, 512, 3, 3), padding=0)  # 8 * 3 * 3 = 72 tiles
 
 
 # -- through conv2d: the dispatch, the bias, autograd ---------------------------------------
@@ -259,30 +273,24 @@ def _eligible_case(rng, n=1, c=8, o=9, h=23, w=26):
     x = mc.tensor(rng.standard_normal((n, c, h, w)), requires_grad=True)
     weight = mc.tensor(rng.standard_normal((o, c, 3, 3)), requires_grad=True)
     bias = mc.tensor(rng.standard_normal(o), requires_grad=True)
-    assert wg.supports(x.shape, weight.shape, 1, 1, 1, 1)
+    assert _auto_takes_winograd(x.shape, weight.shape)
     return x, weight, bias
 
 
-def test_conv2d_dispatches_and_matches_the_im2col_path(monkeypatch):
+def test_conv2d_through_winograd_matches_the_textbook_path():
     import minicnn.nn.functional as F
 
     rng = np.random.default_rng(21)
     x, weight, bias = _eligible_case(rng, n=2)
     gy = rng.standard_normal((2, 9, 23, 26))
-    calls = []
-    monkeypatch.setattr(wg, "conv2d", lambda *a, _f=wg.conv2d, **kw: calls.append(1) or _f(*a, **kw))
-    results, counts = [], []
-    for winograd_on in (True, False):
-        if not winograd_on:
-            monkeypatch.setattr(wg, "supports", lambda *args: False)
+    results = []
+    for algorithm in ("winograd", "im2col"):
         for t in (x, weight, bias):
             t.grad = None
-        y = F.conv2d(x, weight, bias, padding=1)
-        y.backward(gy)
+        with mc.backends.conv_algorithm(algorithm):
+            y = F.conv2d(x, weight, bias, padding=1)
+            y.backward(gy)
         results.append([y.numpy(), x.grad.numpy(), weight.grad.numpy(), bias.grad.numpy()])
-        counts.append(len(calls))
-    # the first pass took the Winograd path (once per share of a batch split), the second did not
-    assert counts[0] >= 1 and counts[1] == counts[0]
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 

@@ -6,7 +6,6 @@ op uses when the backend has them (``getattr(kernels, name, None)``), else it ru
 code: ReLU's forward pass ``relu`` (numba, threaded) and the one-pass optimizer updates
 ``sgd_step`` and ``adam_step``.
 """
-from . import threads  # noqa: F401  (first: before numba starts its OpenMP threads)
 from .pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,  # noqa: F401
                       max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward)
 from .normalization import (batch_norm_backward, batch_norm_forward, batch_norm_stats, lrn_backward,  # noqa: F401

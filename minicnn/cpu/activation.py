@@ -6,7 +6,7 @@ boolean temporary; these make one pass, in parallel above a size where that pays
 import numba
 import numpy as np
 
-_PARALLEL_MIN_SIZE = 1 << 16  # smaller arrays run serially: waking the threads costs more
+from .. import tuning
 
 
 def _relu_backward_loop(gy, y, gx):
@@ -35,7 +35,7 @@ def relu_backward(gy, y):
     shape = np.shape(gy)  # kept: ascontiguousarray turns a 0-d array into a 1-d one
     gy, y = np.ascontiguousarray(gy).reshape(-1), np.ascontiguousarray(y).reshape(-1)
     gx = np.empty_like(gy)
-    fn = _relu_backward_parallel if gy.size >= _PARALLEL_MIN_SIZE else _relu_backward
+    fn = _relu_backward_parallel if gy.size >= tuning.PARALLEL_MIN_SIZE else _relu_backward
     fn(gy, y, gx)
     return gx.reshape(shape)
 
@@ -44,7 +44,7 @@ def bias_relu(x, b):
     """y = max(x + b[c], 0) for x (N, C, *) and b (C,), in one pass."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    fn = _bias_relu_parallel if x.size >= _PARALLEL_MIN_SIZE else _bias_relu
+    fn = _bias_relu_parallel if x.size >= tuning.PARALLEL_MIN_SIZE else _bias_relu
     fn(x.reshape(x.shape[0], x.shape[1], -1), np.ascontiguousarray(b, dtype=x.dtype),
        y.reshape(x.shape[0], x.shape[1], -1))
     return y

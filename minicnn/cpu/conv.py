@@ -16,6 +16,7 @@ import numba
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .. import tuning
 from . import threads
 
 
@@ -26,7 +27,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
     need_h = (oh - 1) * sh + (kh - 1) * dh + 1
     need_w = (ow - 1) * sw + (kw - 1) * dw + 1
     out = _output(out, (n, c * kh * kw, oh * ow), x.dtype, "im2col")
-    if sw > 1 and dw == 1 and kh * kw >= _PHASE_MIN_TAPS_PER_STEP * sh * sw:
+    if sw > 1 and dw == 1 and kh * kw >= tuning.IM2COL_PHASE_MIN_TAPS_PER_STEP * sh * sw:
         return _im2col_by_phase(x, kh, kw, sh, sw, ph, pw, dh, oh, ow, need_h, need_w, out)
     xpad = _pad(x, ph, pw, need_h, need_w)
     s_n, s_c, s_h, s_w = xpad.strides
@@ -35,12 +36,6 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
                          strides=(s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w), writeable=False)
     np.copyto(out.reshape(n, c, kh, kw, oh, ow), windows)
     return out
-
-
-# a horizontal stride makes every copied row a gather (every sw-th pixel); splitting the
-# image into its sw column phases first makes them contiguous runs, which pays when the
-# columns are many times the image (the stems: 7x7/2, 11x11/4), not for a 3x3/2 or 1x1/2
-_PHASE_MIN_TAPS_PER_STEP = 4
 
 
 def _pad(x, ph, pw, need_h, need_w):
@@ -114,13 +109,11 @@ def col2im(col, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out=None):
     out = _output(out, (n, c, h, w), col.dtype, "col2im")
     # small problems run serially: waking the worker threads would cost more than the work;
     # so does a share of a batch split over the cores (it already has a core of its own)
-    parallel = col.size >= _PARALLEL_MIN_SIZE and threads.share() == 1
+    parallel = col.size >= tuning.COL2IM_PARALLEL_MIN_SIZE and threads.share() == 1
     fold = _fold_planes_parallel if parallel else _fold_planes_serial
     fold(col.reshape(n * c, kh, kw, oh, ow), out.reshape(n * c, h, w), sh, sw, ph, pw, dh, dw)
     return out
 
-
-_PARALLEL_MIN_SIZE = 1 << 17
 
 
 @numba.njit(cache=True, nogil=True)

@@ -12,10 +12,7 @@ NumPy's addition, tried the same way, was no faster inside a training step: it i
 import numba
 import numpy as np
 
-# Waking the sleeping threads (minicnn.cpu.threads) costs ~50 us: below a million elements one
-# thread is as fast; below a few thousand the call costs more than NumPy's pass.
-_MIN_SIZE = 1 << 12
-_PARALLEL_MIN_SIZE = 1 << 20
+from .. import tuning
 
 
 def _relu_loop(x, y):
@@ -30,10 +27,10 @@ _relu_parallel = numba.njit(cache=True, parallel=True)(_relu_loop)
 
 def relu(x):
     """y = max(x, 0), a new array (NaN stays NaN, -0.0 becomes 0.0, as ``np.maximum(x, 0)``)."""
-    if not (isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.size >= _MIN_SIZE
+    if not (isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.size >= tuning.ELEMENTWISE_MIN_SIZE
             and x.flags.c_contiguous):
         return np.maximum(x, 0)
     y = np.empty_like(x)
-    fn = _relu_parallel if x.size >= _PARALLEL_MIN_SIZE else _relu
+    fn = _relu_parallel if x.size >= tuning.ELEMENTWISE_PARALLEL_MIN_SIZE else _relu
     fn(x.reshape(-1), y.reshape(-1))
     return y

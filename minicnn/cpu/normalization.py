@@ -7,7 +7,8 @@ kernels view x as (N, C, M) and make one pass per result: a channel's sums in on
 import numba
 import numpy as np
 
-_PARALLEL_MIN_SIZE = 1 << 16  # smaller arrays run serially: waking the threads costs more
+from .. import tuning
+
 _SUMS = dict(cache=True, fastmath={"reassoc", "contract"})  # reassociation lets sums vectorise
 
 
@@ -17,7 +18,7 @@ def _planes(a):
 
 
 def _pick(parallel, serial, a):
-    return parallel if a.size >= _PARALLEL_MIN_SIZE else serial
+    return parallel if a.size >= tuning.PARALLEL_MIN_SIZE else serial
 
 
 def _affine_loop(x, scale, shift, y):

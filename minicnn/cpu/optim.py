@@ -11,7 +11,7 @@ import math
 import numba
 import numpy as np
 
-_PARALLEL_MIN_SIZE = 1 << 16
+from .. import tuning
 
 
 def _sgd_loop(p, g, buf, lr, wd, momentum, dampening, nesterov, first):
@@ -77,7 +77,7 @@ def sgd_step(p, g, buf, lr, weight_decay, momentum, dampening, nesterov, first):
     if flat is None:
         return False
     s = p.dtype.type
-    fn = _sgd_parallel if p.size >= _PARALLEL_MIN_SIZE else _sgd
+    fn = _sgd_parallel if p.size >= tuning.PARALLEL_MIN_SIZE else _sgd
     fn(*flat, s(lr), s(weight_decay), s(momentum), s(1 - dampening), bool(nesterov), bool(first))
     return True
 
@@ -90,7 +90,7 @@ def adam_step(p, g, m, v, vmax, lr, weight_decay, decoupled, beta1, beta2, eps, 
         return False
     s = p.dtype.type
     decay, wd = (1 - lr * weight_decay, 0) if decoupled else (1, weight_decay)
-    fn = _adam_parallel if p.size >= _PARALLEL_MIN_SIZE else _adam
+    fn = _adam_parallel if p.size >= tuning.PARALLEL_MIN_SIZE else _adam
     fn(*flat, s(lr), s(wd), s(decay), s(1 - beta1), s(beta2), s(1 - beta2), s(math.sqrt(1 - beta2 ** t)),
        s(eps), s(lr / (1 - beta1 ** t)), vmax is not None)
     return True

@@ -1,6 +1,6 @@
 """Winograd F(2x2, 3x3) transforms on the CPU: the memory-bound passes around the GEMMs.
 
-``minicnn/ops/winograd.py`` explains the algorithm; these numba loops are its four
+``conv_winograd.py`` explains the algorithm; these numba loops are its four
 transforms written out with the matrices' zeros and ones removed (only additions remain)::
 
     B^T = [[1, 0, -1, 0],      A^T = [[1, 1, 1, 0],

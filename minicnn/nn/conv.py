@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from ..geometry import pair
 from ..ops.conv import conv2d, conv_transpose2d
 from ..ops.shape import pad
 from . import init
@@ -10,10 +11,6 @@ from .module import Module
 from .parameter import Parameter
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-def _pair(v):
-    return (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
 
 
 class _ConvBase(Module):
@@ -31,7 +28,8 @@ class _ConvBase(Module):
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
+        self.kernel_size, self.stride, self.dilation = (pair(kernel_size, "kernel_size", name), pair(stride, "stride", name),
+                                                        pair(dilation, "dilation", name))
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{name}: padding must be 'same', 'valid', an int or a pair, got {padding!r}")
@@ -40,8 +38,8 @@ class _ConvBase(Module):
                                  f"(stride {self.stride})")
             self.padding = padding
         else:
-            self.padding = _pair(padding)
-        self.output_padding, self.transposed = _pair(output_padding), transposed
+            self.padding = pair(padding, "padding", name)
+        self.output_padding, self.transposed = pair(output_padding, "output_padding", name), transposed
         self.groups, self.padding_mode = groups, padding_mode
         dtype = np.float32 if dtype is None else dtype
         shape = ((in_channels, out_channels // groups) if transposed else

@@ -2,12 +2,7 @@
 
 Window geometry (PyTorch's): output pixel (oy, ox) reads input rows
 ``oy*sh - ph + i*dh`` for i < kh (columns alike). Max pooling treats padding as -inf,
-average pooling as 0. Along one axis the number of windows is
-
-    out = floor((size + 2p - d(k-1) - 1) / s) + 1                      (floor mode)
-    out = ceil((size + 2p - d(k-1) - 1) / s) + 1, minus one if the last window
-          would start in the right padding, (out-1)*s >= size + p: it must start
-          inside the input or the left padding                         (ceil mode)
+average pooling as 0. The number of windows along an axis is ``geometry.output_size``.
 
 The window loops are kernels (``backend.kernels(x)``: numba on the CPU, CUDA C on the
 GPU); this file checks arguments, computes output sizes, and wires forward to backward.
@@ -17,38 +12,17 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
+from ..geometry import output_size, pair
 
 
 # -- arguments and sizes -------------------------------------------------------
-def _pair(value, name, op):
-    """An int or a 1-/2-sequence of ints -> (vertical, horizontal)."""
-    try:
-        v = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    except TypeError:
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}") from None
-    if len(v) == 1:
-        v = v * 2
-    if len(v) != 2 or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in v):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    return int(v[0]), int(v[1])
-
-
-def pool_output_size(size, kernel, stride, padding=0, dilation=1, ceil_mode=False):
-    """Number of windows along one axis, by PyTorch's rule (module docstring).
-    May be < 1; the ops turn that into an error."""
-    span = dilation * (kernel - 1) + 1
-    room = size + 2 * padding - span  # how far the window can slide
-    out = (room + (stride - 1 if ceil_mode else 0)) // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
 
 
 def _window_args(op, kernel_size, stride, padding, dilation=1, half_kernel_padding=True):
     """Validated (kh, kw), (sh, sw), (ph, pw), (dh, dw); stride None means kernel_size."""
-    k = _pair(kernel_size, "kernel_size", op)
-    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _pair(stride, "stride", op)
-    p, d = _pair(padding, "padding", op), _pair(dilation, "dilation", op)
+    k = pair(kernel_size, "kernel_size", op)
+    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else pair(stride, "stride", op)
+    p, d = pair(padding, "padding", op), pair(dilation, "dilation", op)
     for name, v, least in (("kernel_size", k, 1), ("stride", s, 1), ("dilation", d, 1), ("padding", p, 0)):
         if min(v) < least:
             raise ValueError(f"{op}: {name} must be >= {least}, got {v}")
@@ -70,8 +44,7 @@ def _batched(x, op):
 
 def _output_hw(op, shape, k, s, p, d, ceil_mode):
     h, w = shape[-2:]
-    out = (pool_output_size(h, k[0], s[0], p[0], d[0], ceil_mode),
-           pool_output_size(w, k[1], s[1], p[1], d[1], ceil_mode))
+    out = (output_size(h, k[0], s[0], p[0], d[0], ceil_mode), output_size(w, k[1], s[1], p[1], d[1], ceil_mode))
     if min(out) < 1:
         span = (d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1)
         raise ValueError(

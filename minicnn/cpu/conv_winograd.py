@@ -40,29 +40,26 @@ so one transform of gy serves both gradients, and the GEMM counts equal the forw
 
 Cost: the GEMMs do 16/4 = 4 multiply-adds per output pixel and channel pair instead of 9;
 each transform is a few additions per element but writes or reads 4x the image (16 values
-per 2x2 tile). For 64->64 channels at 56x56, batch 8, float32, 1 thread: forward 14.5 ms
-(GEMMs 9, transforms 5.5) against 24 ms for im2col + GEMM; forward + backward 47 vs 72 ms.
-Few channels or few tiles do not pay for the transforms: see ``supports``.
+per 2x2 tile). Few channels or few tiles do not pay for the transforms: see ``pays``.
 
 Accuracy: B and A hold only 0 and +-1, G halves, so float32 errors stay those of direct
-convolution (64->64@56: max error / max |y| 3.4e-7, im2col 6.5e-7). F(4x4, 3x3) would do
-2.25 instead of 4 multiply-adds per output, but its matrices hold 1/4, 1/6, 1/24, 8 ... and
-its float32 error was 15-25x im2col's (7e-6 to 1.1e-5): not used.
+convolution. F(4x4, 3x3) would do 2.25 instead of 4 multiply-adds per output, but its
+matrices hold 1/4, 1/6, 1/24, 8 ... and its float32 error is 15-25x im2col's: not used.
 
 The transforms run as numba loops (``minicnn/cpu/winograd.py``); the 16 GEMMs per tile
 chunk run in BLAS through ``np.matmul``. Scratch (V and M for a chunk of tiles) stays under
-``get_workspace_limit()`` bytes and reuses the im2col path's host buffer.
+the workspace limit and reuses the im2col path's host buffer (``minicnn/workspace.py``).
 
 A batch too small to split over the cores by images (batch 1: U-Net) shares its chunks
 between the threads instead (``_over_chunks``), each with a single-threaded BLAS, so the
-transforms run in parallel too (64->64 @256, batch 1, f+b: 94 -> 66 ms; U-Net step, batch 1,
-2 threads: 1.88-2.0 -> 1.66-1.78 s, with OpenBLAS's short spin, ``minicnn/cpu/threads.py``).
+transforms run in parallel too.
 """
 import numpy as np
 
-from ..cpu import threads
-from ..cpu import winograd as kernels
-from . import conv  # its workspace limit and host buffer (conv imports this module: no names at import)
+from .. import tuning, workspace
+from ..geometry import output_size
+from . import threads
+from . import winograd as kernels
 
 # F(2x2, 3x3): m = 2 outputs per tile side, r = 3 filter taps, alpha = m + r - 1 = 4
 B_T = np.array([[1, 0, -1, 0],
@@ -76,33 +73,49 @@ G = np.array([[1, 0, 0],
 A_T = np.array([[1, 1, 1, 0],
                 [0, 1, -1, -1]], dtype=np.float64)  # output transform: Y = A^T M A
 
-# Below these sizes im2col + GEMM is as fast or faster (1 thread, float32, f+b). Few input
-# channels: 3->64@56 b8 forward 2.2x slower, 8->64 even; few output channels: 64->4 input
-# gradient 2.8x slower; one channel hits a slow NumPy path for K=1 products (8x slower).
-# Few tiles: the filter transforms (16*O*C values each way) are not paid back: 512->512@4 b8
-# (32 tiles) 1.30x slower, @7 b4 (64 tiles) 1.15x, @7 b8 (128 tiles) 0.95x.
-MIN_CHANNELS = 8
-MIN_TILES = 128
+
+def cannot(op, fn, x, w):
+    """Why Winograd F(2x2, 3x3) cannot run ``op`` for the Function ``fn`` (None: it can)."""
+    return unfit(op, x, w, fn.win, fn.groups)
 
 
-def supports(x_shape, w_shape, stride, padding, dilation, groups):
-    """True when conv2d of these shapes can run (and pays off) as Winograd F(2x2, 3x3):
-    a 3x3 kernel, stride 1, dilation 1, groups 1, padding 0..2 on each side, at least
-    MIN_CHANNELS input and output channels and MIN_TILES 2x2 output tiles in the batch."""
-    def pair(v):
-        return (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+def unfit(op, x, w, win, groups):
+    """``cannot`` for an explicit geometry (the phase path asks it of its phase convolution)."""
+    if op != "conv2d":
+        return f"it computes conv2d only, not {op}"
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
+        return "it runs on the CPU, in float32 or float64"
+    if (win.kh, win.kw, win.sh, win.sw, win.dh, win.dw, groups) != (3, 3, 1, 1, 1, 1, 1):
+        return "it needs a 3x3 kernel, stride 1, dilation 1 and groups=1"
+    if not (win.ph <= 2 and win.pw <= 2):
+        return f"it pads by at most 2, not {(win.ph, win.pw)}"
+    return None
 
-    if len(x_shape) != 4 or len(w_shape) != 4 or tuple(w_shape[2:]) != (3, 3):
-        return False
-    if pair(stride) != (1, 1) or pair(dilation) != (1, 1) or groups != 1:
-        return False
-    ph, pw = pair(padding)
-    if not (0 <= ph <= 2 and 0 <= pw <= 2):
-        return False
-    n, c, h, w = x_shape
-    oh, ow = h + 2 * ph - 2, w + 2 * pw - 2
-    tiles = n * ((oh + 1) // 2) * ((ow + 1) // 2)
-    return min(c, w_shape[0]) >= MIN_CHANNELS and oh >= 1 and ow >= 1 and tiles >= MIN_TILES
+
+def pays(x_shape, w_shape, padding):
+    """Whether the transforms pay for the saved multiplies: enough channels each way, and
+    enough 2x2 output tiles in the batch to amortise the filter transform."""
+    _, _, th, tw = _tile_grid(x_shape, padding)
+    return (min(x_shape[1], w_shape[0]) >= tuning.WINOGRAD_MIN_CHANNELS
+            and x_shape[0] * th * tw >= tuning.WINOGRAD_MIN_TILES)
+
+
+class Conv2d(threads.BatchSplit):
+    """conv2d of the Function ``fn`` (3x3, stride 1) by Winograd F(2x2, 3x3), its batch split over the cores."""
+
+    def forward(self, x, w, b=None):
+        fn = self.fn
+        self.x, self.w, self.pixels = x, w, fn.oh * fn.ow
+        self.padding = (fn.win.ph, fn.win.pw)
+        y = np.empty((x.shape[0], w.shape[0], fn.oh, fn.ow), x.dtype)
+        self.split(lambda n0, n1: conv2d(x[n0:n1], w, self.padding, b, out=y[n0:n1]))
+        return y
+
+    def work(self):
+        return self.x.shape[0] * self.w.size * self.fn.oh * self.fn.ow
+
+    def share_backward(self, x, gy, gx, need_w, need_b):
+        return conv2d_backward(x, gy, self.w, self.padding, gx is not None, need_w, gx)[1], None
 
 
 # U = G g G^T for all O*C filters as one GEMM: flattened, U[xi*4 + nu] = sum_{i,j}
@@ -127,26 +140,16 @@ def filter_transform_adjoint(gu):
 
 def _tile_grid(x_shape, padding):
     """Output size (oh, ow) and the grid of 2x2 tiles (th, tw) that covers it."""
-    _, _, h, w = x_shape
-    ph, pw = padding
-    oh, ow = h + 2 * ph - 2, w + 2 * pw - 2
+    oh, ow = (output_size(size, 3, 1, p) for size, p in zip(x_shape[2:], padding))
     return oh, ow, (oh + 1) // 2, (ow + 1) // 2
-
-
-# Chunks of about 4 MiB of scratch (V and M) stay in the cache between the transform that
-# writes them and the GEMM that reads them: 1 thread, float32, f+b ms at 4 MiB vs one 64 MiB
-# chunk: 64->64@56 b8 46.7 vs 54.4, 64->64@256 b1 114 vs 147. But a GEMM needs a few hundred
-# tile columns to run at full speed (512->512@7 b8: 128 tiles in one chunk 67, two 85).
-_CHUNK_BYTES = 4 * 2**20
-_MIN_CHUNK_TILES = 256
 
 
 def _chunks(n, th, tw, tile_bytes, parts=1):
     """Split the tiles into pieces (n0, n1, ty0, ty1) whose scratch (``tile_bytes`` per tile)
-    is about ``_CHUNK_BYTES`` and at most a ``parts``-th of this thread's workspace limit:
-    as many whole images as fit, else bands of tile rows of one image."""
-    limit = conv.thread_workspace_limit() // parts
-    target = max(1, min(limit, max(_CHUNK_BYTES, _MIN_CHUNK_TILES * tile_bytes)))
+    is about ``tuning.WINOGRAD_CHUNK_BYTES`` and at most a ``parts``-th of this thread's
+    workspace limit: as many whole images as fit, else bands of tile rows of one image."""
+    limit = workspace.thread_limit() // parts
+    target = max(1, min(limit, max(tuning.WINOGRAD_CHUNK_BYTES, tuning.WINOGRAD_MIN_CHUNK_TILES * tile_bytes)))
     image_bytes = tile_bytes * th * tw
     if image_bytes <= target:
         step = max(1, target // image_bytes)
@@ -182,7 +185,7 @@ def _over_chunks(run, chunks, work, rounds=1):
 
 def _scratch(dtype, c, o, tiles):
     """Two views of the reusable host buffer: a (16, c, tiles) and a (16, o, tiles) array."""
-    buf = conv._column_buffer(np, (16 * (c + o) * tiles,), dtype)
+    buf = workspace.host_buffer((16 * (c + o) * tiles,), dtype)
     return buf[:16 * c * tiles].reshape(16, c, tiles), buf[16 * c * tiles:].reshape(16, o, tiles)
 
 

@@ -10,7 +10,7 @@ a, a + s, a + 2s, ... at stride 1, and in 2-D::
     y[n, o, y_, x_] = sum_{c', i', j'} w'[o, c', i', j'] x'[n, c', y_ + i', x_ + j']
 
 a stride-1 convolution with a ceil(kh/sh) x ceil(kw/sw) kernel and no padding. Where that
-kernel is 3x3, Winograd F(2x2, 3x3) (``ops/winograd.py``) computes it: AlexNet's 11x11/4 stem
+kernel is 3x3, Winograd F(2x2, 3x3) (``conv_winograd.py``) computes it: AlexNet's 11x11/4 stem
 becomes a 3x3 convolution over 3*16 = 48 phase channels. The 11x11 kernel padded to 12x12
 costs 1.19x the multiplies, Winograd saves 2.25x: 1.9x fewer in all, and no im2col (whose
 columns are 7x the image there).
@@ -21,27 +21,64 @@ so their adjoints put the phase gradients back where they came from (``merge``,
 """
 import numpy as np
 
-from . import winograd
+from .. import tuning
+from ..geometry import Window, output_size
+from . import conv_winograd as winograd
+from .threads import BatchSplit
 
-# the padded kernel may hold at most this many times the taps of the real one (Winograd's
-# 2.25x fewer multiplies must still pay): 11x11/4 (1.19), 5x5/2 (1.44), not 9x9/4 (1.78)
-MAX_PADDED_TAPS = 1.5
+_PHASE_WINDOW = Window(3, 3, 1, 1, 0, 0, 1, 1)  # the phase convolution: 3x3, stride 1, no padding
 
 
-def supports(x_shape, w_shape, stride, padding, dilation, groups):
-    """True when conv2d of these shapes runs (and pays off) as Winograd over the phases: a
-    stride > 1 whose phase kernel is 3x3, dilation 1, groups 1, and a phase convolution
-    that ``winograd.supports``."""
-    (sh, sw), (dh, dw) = stride, dilation
-    _, _, kh, kw = w_shape
-    if len(x_shape) != 4 or max(sh, sw) < 2 or (dh, dw) != (1, 1) or groups != 1:
+def cannot(op, fn, x, w):
+    """Why the phase path cannot run ``op`` for the Function ``fn`` (None: it can)."""
+    win = fn.win
+    if op != "conv2d":
+        return f"it computes conv2d only, not {op}"
+    if max(win.sh, win.sw) < 2 or (win.dh, win.dw) != (1, 1) or fn.groups != 1:
+        return "it needs a stride of 2 or more, dilation 1 and groups=1"
+    if -(-win.kh // win.sh) != 3 or -(-win.kw // win.sw) != 3:
+        return f"its phase kernel must be 3x3, and a {win.kh}x{win.kw} kernel at stride {(win.sh, win.sw)} is not"
+    return winograd.unfit(op, x, w, _PHASE_WINDOW, 1)
+
+
+def pays(x, w, fn):
+    """Whether the padded phase kernel holds few enough extra taps for Winograd to pay, and the
+    phase convolution itself pays."""
+    win = fn.win
+    if 9 * win.sh * win.sw > tuning.PHASES_MAX_PADDED_TAPS * win.kh * win.kw:
         return False
-    if -(-kh // sh) != 3 or -(-kw // sw) != 3 or 9 * sh * sw > MAX_PADDED_TAPS * kh * kw:
-        return False
-    geometry = Phases(x_shape, w_shape, stride, padding)
-    if min(geometry.rows, geometry.cols) < 3:
-        return False
-    return winograd.supports(geometry.x_shape, geometry.w_shape, 1, 0, 1, 1)
+    phases = Phases(x.shape, w.shape, (win.sh, win.sw), (win.ph, win.pw))
+    return winograd.pays(phases.x_shape, phases.w_shape, (0, 0))
+
+
+class Conv2d(BatchSplit):
+    """conv2d of the Function ``fn`` as Winograd over the input's stride phases, its batch split over the cores."""
+
+    def forward(self, x, w, b=None):
+        fn = self.fn
+        self.x, self.w, self.pixels = x, w, fn.oh * fn.ow
+        self.phases = Phases(x.shape, w.shape, (fn.win.sh, fn.win.sw), (fn.win.ph, fn.win.pw))
+        # backward reads the phases (the input's size) instead of x
+        self.w_phases, self.x_phases = self.phases.weight(w), np.empty(self.phases.x_shape, x.dtype)
+        y = np.empty((x.shape[0], w.shape[0], fn.oh, fn.ow), x.dtype)
+
+        def run(n0, n1):
+            xs = self.phases.split(x[n0:n1], out=self.x_phases[n0:n1])
+            winograd.conv2d(xs, self.w_phases, (0, 0), b, out=y[n0:n1])
+        self.split(run)
+        return y
+
+    def work(self):
+        return self.x.shape[0] * self.w.size * self.fn.oh * self.fn.ow
+
+    def source(self, n0, n1):
+        return self.x_phases[n0:n1]
+
+    def share_backward(self, xs, gy, gx, need_w, need_b):
+        gxs, gws = winograd.conv2d_backward(xs, gy, self.w_phases, (0, 0), gx is not None, need_w)
+        if gx is not None:
+            self.phases.merge(gxs, gx)
+        return None if gws is None else self.phases.weight_grad(gws), None
 
 
 class Phases:
@@ -51,8 +88,8 @@ class Phases:
         n, c, self.h, self.w = x_shape
         o, _, self.kh, self.kw = w_shape
         (self.sh, self.sw), (self.ph, self.pw) = stride, padding
-        oh = (self.h + 2 * self.ph - self.kh) // self.sh + 1
-        ow = (self.w + 2 * self.pw - self.kw) // self.sw + 1
+        oh = output_size(self.h, self.kh, self.sh, self.ph)
+        ow = output_size(self.w, self.kw, self.sw, self.pw)
         self.rows, self.cols = oh + 2, ow + 2  # a 3x3 stride-1 valid convolution leaves oh, ow
         self.x_shape = (n, c * self.sh * self.sw, self.rows, self.cols)
         self.w_shape = (o, c * self.sh * self.sw, 3, 3)
