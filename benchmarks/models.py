@@ -1,6 +1,6 @@
 """Whole-model CPU benchmark (ResNet-50 and U-Net training steps, VGG-16 inference), minicnn next to PyTorch.
 
-The same as ``minicnn bench --models [options]``; the code is ``minicnn/bench.py``.
+The same as ``minicnn bench --models [options]``; the code is ``minicnn/apps/bench.py``.
 Options: --quick, --repeat N, --torch/--no-torch, --json FILE (see --help). Works from a
 checkout without installing minicnn. Results and settings: benchmarks/README.md.
 """
@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout's minicnn
 
-from minicnn.bench import main  # noqa: E402
+from minicnn.apps.bench import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["--models", *sys.argv[1:]]))

@@ -1,6 +1,6 @@
 """``python -m minicnn``: the same as the ``minicnn`` command."""
 import sys
 
-from .cli import main
+from .apps.cli import main
 
 sys.exit(main())

@@ -57,3 +57,47 @@ def output_size(size, kernel, stride=1, padding=0, dilation=1, ceil_mode=False):
 def transposed_output_size(size, kernel, stride=1, padding=0, dilation=1, output_padding=0):
     """Output length of a transposed convolution along one axis (module docstring)."""
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def conv_output_size(op, hw, kernel, stride, padding, dilation):
+    """((ph, pw), (oh, ow)) of a convolution of an input (h, w) with ``padding`` an int, a pair,
+    'valid' (none) or 'same' (stride 1: ph = (extent - 1) // 2, so that an odd total padding
+    puts the extra row at the bottom, as PyTorch; oh, ow = h, w); a ValueError naming ``op``
+    where the kernel does not fit."""
+    (h, w), (kh, kw), (sh, sw), (dh, dw) = hw, kernel, stride, dilation
+    ext_h, ext_w = extent(kh, dh), extent(kw, dw)
+    if padding == "same":
+        if (sh, sw) != (1, 1):
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions (stride {stride})")
+        (ph, pw), (oh, ow) = ((ext_h - 1) // 2, (ext_w - 1) // 2), (h, w)
+    elif isinstance(padding, str) and padding != "valid":
+        raise ValueError(f"{op}: padding must be 'valid', 'same', an int or a pair, got {padding!r}")
+    else:
+        ph, pw = (0, 0) if padding == "valid" else at_least(pair(padding, "padding", op), 0, "padding", op)
+        if h + 2 * ph < ext_h or w + 2 * pw < ext_w:
+            raise ValueError(f"{op}: kernel {kh}x{kw} (dilation {dilation}, extent {ext_h}x{ext_w}) is larger "
+                             f"than the padded input {h + 2 * ph}x{w + 2 * pw} (input {h}x{w}, padding {padding!r})")
+        oh, ow = output_size(h, kh, sh, ph, dh), output_size(w, kw, sw, pw, dw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{op}: output size {oh}x{ow} is not positive (input {h}x{w}, kernel {kh}x{kw}, "
+                         f"stride {stride}, padding {(ph, pw)}, dilation {dilation})")
+    return (ph, pw), (oh, ow)
+
+
+def conv_transpose_output_size(op, hw, kernel, stride, padding, dilation, output_padding):
+    """((ph, pw), (hout, wout)) of a transposed convolution of an input (h, w); a ValueError
+    naming ``op`` for a string padding, output_padding not below stride or dilation, or an
+    empty output."""
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an int or a pair, got {padding!r}")
+    (h, w), (kh, kw), (sh, sw), (dh, dw) = hw, kernel, stride, dilation
+    ph, pw = at_least(pair(padding, "padding", op), 0, "padding", op)
+    oph, opw = at_least(pair(output_padding, "output_padding", op), 0, "output_padding", op)
+    if oph >= max(sh, dh) or opw >= max(sw, dw):
+        raise ValueError(f"{op}: output_padding {(oph, opw)} must be smaller than either stride {stride} "
+                         f"or dilation {dilation}")
+    hout, wout = transposed_output_size(h, kh, sh, ph, dh, oph), transposed_output_size(w, kw, sw, pw, dw, opw)
+    if hout < 1 or wout < 1 or h < 1 or w < 1:
+        raise ValueError(f"{op}: output size {hout}x{wout} is not positive (input {h}x{w}, kernel {kh}x{kw}, "
+                         f"stride {stride}, padding {(ph, pw)}, dilation {dilation}, output_padding {(oph, opw)})")
+    return (ph, pw), (hout, wout)

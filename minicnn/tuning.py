@@ -99,6 +99,15 @@ COL2IM_PARALLEL_MIN_SIZE = 1 << 17
 ELEMENTWISE_MIN_SIZE = 1 << 12
 ELEMENTWISE_PARALLEL_MIN_SIZE = 1 << 20
 
+# -- CUDA kernels (minicnn/cuda/*.py) --------------------------------------------------------------
+
+# threads per block of every grid-stride kernel: a multiple of the warp that keeps several blocks
+# resident per multiprocessor
+CUDA_BLOCK = 256
+# partial sums per channel in batch norm's backward reduction: enough threads to fill the GPU on
+# small batches, few enough that the second pass over the partials stays short
+CUDA_BN_PARTIALS = 1024
+
 
 @contextlib.contextmanager
 def override(**values):

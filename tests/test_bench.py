@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark command (minicnn/bench.py): it runs, prints its tables with real
+"""Smoke tests of the benchmark command (minicnn/apps/bench.py): it runs, prints its tables with real
 numbers and states the settings it ran under. Timings themselves are not asserted."""
 import json
 import platform

@@ -1,4 +1,4 @@
-"""The ``minicnn`` command: run in-process through ``minicnn.cli.main`` (plus one real subprocess)."""
+"""The ``minicnn`` command: run in-process through ``minicnn.apps.cli.main`` (plus one real subprocess)."""
 import os
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn.cli import main
+from minicnn.apps.cli import main
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 TORCH_FILE = os.path.join(DATA, "torch_checkpoint.pth")
@@ -118,33 +118,33 @@ def fake_module(monkeypatch, name, result=None, exit_code=None):
 
 
 def test_train_and_gradcheck_pass_arguments_through(capsys, monkeypatch):
-    calls = fake_module(monkeypatch, "minicnn.recipes.train_unet", result={"miou": 0.5})
+    calls = fake_module(monkeypatch, "minicnn.apps.train_unet", result={"miou": 0.5})
     assert main(["train", "unet", "--epochs", "2", "--quick"]) == 0
     assert calls == [(["--epochs", "2", "--quick"], "minicnn train unet")]
-    calls = fake_module(monkeypatch, "minicnn.recipes.gradcheck_tour", exit_code=1)
+    calls = fake_module(monkeypatch, "minicnn.apps.gradcheck_tour", exit_code=1)
     assert main(["gradcheck", "conv2d", "--fast"]) == 1       # a failing check keeps its exit code
     assert calls == [(["conv2d", "--fast"], "minicnn gradcheck")]
-    fake_module(monkeypatch, "minicnn.recipes.train_enet", exit_code="error: no such data folder")
+    fake_module(monkeypatch, "minicnn.apps.train_enet", exit_code="error: no such data folder")
     code, _, err = run(capsys, "train", "enet", "--data", "/nope")
     assert code == 2 and "minicnn train enet: error: no such data folder" in err
 
 
 def test_train_classifier_help_is_the_recipes(capsys):
-    pytest.importorskip("minicnn.recipes.train_classifier")
+    pytest.importorskip("minicnn.apps.train_classifier")
     code, out, _ = run(capsys, "train", "classifier", "--help")
     assert code == 0 and "usage: minicnn train classifier" in out and "--epochs" in out
 
 
 def test_missing_part_gives_a_clear_message(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "minicnn.bench", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "minicnn.apps.bench", None)  # as if it were not installed
     code, _, err = run(capsys, "bench")
-    assert code == 2 and "minicnn bench needs minicnn.bench, which is not part of this installation" in err
+    assert code == 2 and "minicnn bench needs minicnn.apps.bench, which is not part of this installation" in err
     code, out, _ = run(capsys, "bench", "--help")
     assert code == 0 and "usage: minicnn bench" in out
 
 
 def test_gradcheck_tour_runs(capsys):
-    pytest.importorskip("minicnn.recipes.gradcheck_tour")
+    pytest.importorskip("minicnn.apps.gradcheck_tour")
     code, out, _ = run(capsys, "gradcheck", "relu", "max_pool2d")
     assert code == 0 and "passed=" in out and "NO" not in out.split()
     code, _, err = run(capsys, "gradcheck", "no_such_op")

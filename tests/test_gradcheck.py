@@ -144,9 +144,9 @@ def test_a_wrong_gradient_dtype_is_reported():
         mc.gradcheck(lambda t: WrongDtype().apply(t), [x64(2)])
 
 
-# --- the gradient-check tour (minicnn/recipes/gradcheck_tour.py) ----------------------------
+# --- the gradient-check tour (minicnn/apps/gradcheck_tour.py) ----------------------------
 def test_tour_checks_every_case_and_all_pass():
-    from minicnn.recipes import gradcheck_tour as tour
+    from minicnn.apps import gradcheck_tour as tour
 
     rows = tour.run_tour()
     assert len(rows) == len(tour.cases()) >= 70
@@ -159,7 +159,7 @@ def test_tour_checks_every_case_and_all_pass():
 
 
 def test_tour_cli_filters_and_summarises(capsys):
-    from minicnn.recipes import gradcheck_tour as tour
+    from minicnn.apps import gradcheck_tour as tour
 
     result = tour.main(["relu", "max*"])
     lines = capsys.readouterr().out.strip().splitlines()
@@ -175,7 +175,7 @@ def test_tour_cli_filters_and_summarises(capsys):
 
 
 def test_tour_reports_a_wrong_gradient(capsys, monkeypatch):
-    from minicnn.recipes import gradcheck_tour as tour
+    from minicnn.apps import gradcheck_tour as tour
 
     broken = [("square", "wrong by 0.5", lambda r: (lambda t: ScaledSquare(error=0.5).apply(t),
                                                      [mc.tensor(r.standard_normal(3), requires_grad=True)]))]

@@ -1,13 +1,12 @@
 """ReLU's forward pass on the CPU: a numba loop over the flat array, split across threads for
 big arrays.
 
-``np.maximum(x, 0)`` runs on one core and is slowed down by its NaN handling (~2.4 ms for
-ResNet-50's 8x64x112x112 activations here); a plain loop is twice as fast on one thread and
-runs on all of them. Non-contiguous, non-float and tiny arrays keep ``np.maximum``. A CPU-only
+``np.maximum(x, 0)`` runs on one core and is slowed down by its NaN handling; a plain loop is
+faster on one thread and runs on all of them. Non-contiguous, non-float and tiny arrays keep ``np.maximum``. A CPU-only
 kernel: the op looks it up with ``getattr(backend.kernels(x), "relu", None)`` (CuPy's own
 element-wise operations are already parallel).
 
-NumPy's addition, tried the same way, was no faster inside a training step: it is left alone.
+NumPy's addition, tried the same way, was no faster inside a training step (benchmarks/README.md).
 """
 import numba
 import numpy as np

@@ -52,7 +52,7 @@ def _adam_loop(p, g, m, v, vmax, lr, wd, decay, beta1c, beta2, beta2c, bias2, ep
 
 
 # error_model="numpy": a division by zero gives inf/nan as in NumPy instead of a check that
-# raises ZeroDivisionError, which would also keep LLVM from vectorising Adam's loop (7x slower)
+# raises ZeroDivisionError, which would also keep LLVM from vectorising Adam's loop
 _sgd = numba.njit(cache=True, error_model="numpy")(_sgd_loop)
 _sgd_parallel = numba.njit(cache=True, parallel=True, error_model="numpy")(_sgd_loop)
 _adam = numba.njit(cache=True, error_model="numpy")(_adam_loop)

@@ -25,9 +25,8 @@ for padding or partial tiles.
 
 The loops are serial, and release the GIL: the convolution splits its batch over the cores
 (``minicnn/cpu/threads.py``), and every thread runs its images' transforms and GEMMs on its
-own. Parallel loops inside a transform did not pay: a chunk's transform takes ~0.2 ms,
-about what waking numba's and OpenBLAS's threads for every one of them costs (64->64@56 b8
-forward+backward, 2 threads: 41 ms serial, 42 ms with numba-parallel transforms).
+own. Parallel loops inside a transform do not pay: a chunk's transform takes about as long as
+waking numba's and OpenBLAS's threads for it (benchmarks/README.md has the measurement).
 """
 import numba
 import numpy as np
@@ -43,7 +42,7 @@ def _band_limits(extent, start, size):
 # Each tile loop below is split in two: first the combinations along the rows of a tile
 # for a whole row of tiles at once, then the ones along its columns, one output stream at a
 # time. Loops of that shape compile to vector instructions; one loop writing the 16 streams
-# of the Winograd domain together ran 5x slower (19.8 vs 4.0 ms for 8x64x56x56 float32).
+# of the Winograd domain together does not (it ran several times slower).
 # The outputs are indexed as v[k, c, t0:t0 + tw] (a slice of the C-contiguous array) rather
 # than through a view v[:, c]: numba vectorises loops over the former, not the latter.
 

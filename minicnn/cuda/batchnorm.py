@@ -7,10 +7,8 @@ back-propagate through them in single fused passes over x.
 """
 import math
 
+from .. import tuning
 from .launch import array_module, check_shape, kernel_name, launch
-
-#: partial sums per channel in the backward reduction (each thread adds M/P values)
-PARTIALS = 1024
 
 
 def _channel_vector(op, name, xp, v, C, fill, dtype):
@@ -27,7 +25,7 @@ def batch_norm_stats(x):
     x = xp.ascontiguousarray(x)
     N, C, S = x.shape[0], x.shape[1], math.prod(x.shape[2:])
     M = N * S
-    P = max(1, min(M, PARTIALS))
+    P = max(1, min(M, tuning.CUDA_BN_PARTIALS))
     part = xp.empty((C, P), dtype=x.dtype)
     name = kernel_name("batch_norm_stats", "batch_norm_moment", x.dtype)
     launch("batchnorm", name, C * P, x, xp.zeros(C, x.dtype), part, N, C, S, P, 1)
@@ -66,7 +64,7 @@ def batch_norm_backward(gy, x, mean, invstd, weight, training):
     invstd = _channel_vector("batch_norm_backward", "invstd", xp, invstd, C, 1, x.dtype)
     weight = _channel_vector("batch_norm_backward", "weight", xp, weight, C, 1, x.dtype)
     # the two per-channel sums: P partial sums per channel in one pass, then add them up
-    P = max(1, min(N * S, PARTIALS))
+    P = max(1, min(N * S, tuning.CUDA_BN_PARTIALS))
     part_gy = xp.empty((C, P), dtype=x.dtype)
     part_gy_xhat = xp.empty((C, P), dtype=x.dtype)
     launch("batchnorm", kernel_name("batch_norm_backward", "batch_norm_reduce", x.dtype), C * P,

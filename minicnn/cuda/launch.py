@@ -1,7 +1,7 @@
 """Compile, cache and launch the kernels of ``kernels/*.cu``.
 
 Every kernel is a grid-stride loop over ``n`` work items, so a launch only
-needs ``n``: blocks of ``BLOCK`` threads, as many blocks as cover ``n`` (at most
+needs ``n``: blocks of ``tuning.CUDA_BLOCK`` threads, as many blocks as cover ``n`` (at most
 ``MAX_BLOCKS``; the loop does the rest). Each ``.cu`` file is compiled once
 per process and device by CuPy's ``RawModule`` (NVRTC; CuPy also keeps the
 binary in its on-disk cache). A kernel exists once per precision, with the C
@@ -13,11 +13,10 @@ are tested on machines without a GPU.
 """
 import numpy as np
 
-from .. import backend
+from .. import backend, tuning
 from . import source
 
-BLOCK = 256
-MAX_BLOCKS = 65535
+MAX_BLOCKS = 65535  # the grid's x-dimension limit of older GPUs; the grid-stride loops cover the rest
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 _modules = {}  # (family, device id) -> cupy.RawModule
@@ -84,8 +83,8 @@ def launch(family, name, n, *args):
     if _host is not None and isinstance(args[0], np.ndarray):
         _host.launch(family, name, n, args)
         return
-    blocks = min((n + BLOCK - 1) // BLOCK, MAX_BLOCKS)
-    _kernel(family, name)((blocks,), (BLOCK,), args)
+    blocks = min(-(-n // tuning.CUDA_BLOCK), MAX_BLOCKS)
+    _kernel(family, name)((blocks,), (tuning.CUDA_BLOCK,), args)
 
 
 def check_shape(op, name, a, shape):

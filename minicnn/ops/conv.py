@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
-from ..geometry import Window, at_least, extent, output_size, pair, transposed_output_size
+from ..geometry import Window, at_least, conv_output_size, conv_transpose_output_size, pair
 from ..tensor import Tensor
 from . import conv_algorithms
 
@@ -109,7 +109,9 @@ class ConvTranspose2d(Function):
 
 # -- the functions: argument checks and output sizes ----------------------------------------
 
-def _check_tensors(op, x, w, b):
+def _check(op, x, w, b, groups, transposed=False):
+    """Types, ranks, dtypes, groups and channel counts, each with a message naming ``op``.
+    w is (O, C/G, kh, kw) for conv2d and (C, O/G, kh, kw) for conv_transpose2d."""
     for t, name in ((x, "input"), (w, "weight"), (b, "bias")):
         if t is not None and not isinstance(t, Tensor):
             raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
@@ -121,27 +123,22 @@ def _check_tensors(op, x, w, b):
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: expected a floating point input, got dtype {x.dtype}")
     if w.dtype != x.dtype or (b is not None and b.dtype != x.dtype):
-        bias = "" if b is None else f", bias {b.dtype}"
         raise TypeError(f"{op}: input, weight and bias must have the same dtype, got input {x.dtype}, "
-                        f"weight {w.dtype}{bias}")
-
-
-def _check_channels(op, groups, x, w, weight_channels, weight_what, expected):
+                        f"weight {w.dtype}" + ("" if b is None else f", bias {b.dtype}"))
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
-    for what, channels in (("input channels", x.shape[-3]), (weight_what, weight_channels)):
+    w_what = "weight's in_channels" if transposed else "weight's out_channels"
+    expected_in, out_channels = (w.shape[0], w.shape[1] * groups) if transposed else (w.shape[1] * groups, w.shape[0])
+    for what, channels in (("input channels", x.shape[-3]), (w_what, w.shape[0])):
         if channels % groups:
             raise ValueError(f"{op}: {what} ({channels}) are not divisible by groups={groups} "
                              f"(input {x.shape}, weight {w.shape})")
-    if x.shape[-3] != expected:
+    if x.shape[-3] != expected_in:
         raise ValueError(f"{op}: input has {x.shape[-3]} channels (shape {x.shape}) but weight {w.shape} "
-                         f"with groups={groups} expects {expected}")
-
-
-def _check_bias(op, b, channels, w):
-    if b is not None and b.shape != (channels,):
-        raise ValueError(f"{op}: bias of shape {b.shape} does not match the {channels} output channels "
-                         f"of weight {w.shape}; expected ({channels},)")
+                         f"with groups={groups} expects {expected_in}")
+    if b is not None and b.shape != (out_channels,):
+        raise ValueError(f"{op}: bias of shape {b.shape} does not match the {out_channels} output channels "
+                         f"of weight {w.shape}; expected ({out_channels},)")
 
 
 def _apply(fn, x, w, b):
@@ -158,35 +155,15 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     input (N, C, H, W) or (C, H, W), weight (O, C/groups, kh, kw), bias (O,) or None.
     ``padding`` is an int, a pair, 'valid' (none) or 'same' (stride 1 only; an odd total
     padding puts the extra row/column at the bottom/right, as PyTorch).
-    Output size: ``geometry.output_size`` along each axis.
+    Output size: ``geometry.conv_output_size``.
     """
     op = "conv2d"
-    _check_tensors(op, input, weight, bias)
-    sh, sw = at_least(pair(stride, "stride", op), 1, "stride", op)
-    dh, dw = at_least(pair(dilation, "dilation", op), 1, "dilation", op)
-    o, cg, kh, kw = weight.shape
-    _check_channels(op, groups, input, weight, o, "weight's out_channels", cg * groups)
-    _check_bias(op, bias, o, weight)
-    h, w = input.shape[-2:]
-    ext_h, ext_w = extent(kh, dh), extent(kw, dw)
-    if padding == "same":
-        if (sh, sw) != (1, 1):
-            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions (stride {(sh, sw)})")
-        ph, pw = (ext_h - 1) // 2, (ext_w - 1) // 2  # the extra row/column comes from oh, ow reaching past
-        oh, ow = h, w
-    elif padding == "valid" or not isinstance(padding, str):
-        ph, pw = (0, 0) if padding == "valid" else at_least(pair(padding, "padding", op), 0, "padding", op)
-        if h + 2 * ph < ext_h or w + 2 * pw < ext_w:
-            raise ValueError(f"{op}: kernel {kh}x{kw} (dilation {(dh, dw)}, extent {ext_h}x{ext_w}) is larger "
-                             f"than the padded input {h + 2 * ph}x{w + 2 * pw} (input {input.shape}, padding "
-                             f"{padding if padding == 'valid' else (ph, pw)!r})")
-        oh, ow = output_size(h, kh, sh, ph, dh), output_size(w, kw, sw, pw, dw)
-    else:
-        raise ValueError(f"{op}: padding must be 'valid', 'same', an int or a pair, got {padding!r}")
-    if oh < 1 or ow < 1:
-        raise ValueError(f"{op}: output size {oh}x{ow} is not positive (input {input.shape}, weight "
-                         f"{weight.shape}, stride {(sh, sw)}, padding {(ph, pw)}, dilation {(dh, dw)})")
-    fn = Conv2d(Window(kh, kw, sh, sw, ph, pw, dh, dw), oh, ow, int(groups))
+    _check(op, input, weight, bias, groups)
+    kh, kw = weight.shape[2:]
+    stride = at_least(pair(stride, "stride", op), 1, "stride", op)
+    dilation = at_least(pair(dilation, "dilation", op), 1, "dilation", op)
+    (ph, pw), (oh, ow) = conv_output_size(op, input.shape[-2:], (kh, kw), stride, padding, dilation)
+    fn = Conv2d(Window(kh, kw, *stride, ph, pw, *dilation), oh, ow, int(groups))
     return _apply(fn, input, weight, bias)
 
 
@@ -194,28 +171,15 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """2-D transposed convolution: the adjoint of conv2d with respect to its input.
 
     input (N, Cin, H, W) or (Cin, H, W), weight (Cin, Cout/groups, kh, kw), bias (Cout,).
-    Output size: ``geometry.transposed_output_size`` along each axis; output_padding
-    (< stride or < dilation) adds rows/columns at the bottom/right.
+    Output size: ``geometry.conv_transpose_output_size``; output_padding (< stride or
+    < dilation) adds rows/columns at the bottom/right.
     """
     op = "conv_transpose2d"
-    _check_tensors(op, input, weight, bias)
-    if isinstance(padding, str):
-        raise ValueError(f"{op}: padding must be an int or a pair, got {padding!r}")
-    sh, sw = at_least(pair(stride, "stride", op), 1, "stride", op)
-    dh, dw = at_least(pair(dilation, "dilation", op), 1, "dilation", op)
-    ph, pw = at_least(pair(padding, "padding", op), 0, "padding", op)
-    oph, opw = at_least(pair(output_padding, "output_padding", op), 0, "output_padding", op)
-    if oph >= max(sh, dh) or opw >= max(sw, dw):
-        raise ValueError(f"{op}: output_padding {(oph, opw)} must be smaller than either stride {(sh, sw)} "
-                         f"or dilation {(dh, dw)}")
-    cin, coutg, kh, kw = weight.shape
-    _check_channels(op, groups, input, weight, cin, "weight's in_channels", cin)
-    _check_bias(op, bias, coutg * groups, weight)
-    h, w = input.shape[-2:]
-    hout, wout = transposed_output_size(h, kh, sh, ph, dh, oph), transposed_output_size(w, kw, sw, pw, dw, opw)
-    if hout < 1 or wout < 1 or h < 1 or w < 1:
-        raise ValueError(f"{op}: output size {hout}x{wout} is not positive (input {input.shape}, weight "
-                         f"{weight.shape}, stride {(sh, sw)}, padding {(ph, pw)}, dilation {(dh, dw)}, "
-                         f"output_padding {(oph, opw)})")
-    fn = ConvTranspose2d(Window(kh, kw, sh, sw, ph, pw, dh, dw), (hout, wout), int(groups))
+    _check(op, input, weight, bias, groups, transposed=True)
+    kh, kw = weight.shape[2:]
+    stride = at_least(pair(stride, "stride", op), 1, "stride", op)
+    dilation = at_least(pair(dilation, "dilation", op), 1, "dilation", op)
+    (ph, pw), out_hw = conv_transpose_output_size(op, input.shape[-2:], (kh, kw), stride, padding, dilation,
+                                                  output_padding)
+    fn = ConvTranspose2d(Window(kh, kw, *stride, ph, pw, *dilation), out_hw, int(groups))
     return _apply(fn, input, weight, bias)

@@ -1,4 +1,4 @@
-"""What the training recipes (``minicnn.recipes.train_*``) share: common command-line
+"""What the training apps (``minicnn.apps.train_*``) share: common command-line
 options and the setup and reporting around ``fit``."""
 import argparse
 import contextlib
@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from .. import backend, random
+from .. import backend, backends, random
 
 
 def common_arguments(parser, epochs, lr, batch_size):
@@ -37,12 +37,14 @@ def make_parser(doc):
 
 
 def setup(args):
-    """Check the device, seed everything, and pick the output folder (``--plot`` needs one)."""
+    """Check the device, seed everything, opt in to sleeping threads (``backends.tune_cpu_threads``),
+    and pick the output folder (``--plot`` needs one)."""
     if args.device == "cuda" and not backend.cuda_available():
         backend.cupy_module()  # raises with the reason (no CuPy, no GPU)
     if args.resume and not args.checkpoint_dir:
         sys.exit("error: --resume needs --checkpoint-dir (where the last run wrote last.ckpt)")
     random.manual_seed(args.seed)
+    backends.tune_cpu_threads()
     if args.quick and args.epochs:
         args.epochs = min(args.epochs, 2)
     args.out_dir = args.checkpoint_dir or (os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
@@ -80,7 +82,7 @@ def fit_kwargs(args):
 
 def run_fit(fit, *a, **kw):
     """``fit`` that turns a diverged run into a one-line error and exit status 1."""
-    from .loop import TrainingDiverged
+    from ..train.loop import TrainingDiverged
 
     try:
         return fit(*a, **kw)
@@ -90,7 +92,7 @@ def run_fit(fit, *a, **kw):
 
 def maybe_plot(args, history):
     if args.plot and history:
-        from .history import plot_history
+        from ..train.history import plot_history
 
         path = plot_history(history, os.path.join(args.out_dir, "history.png"))
         print(f"saved {path}")

@@ -1,8 +1,8 @@
 """Train a U-Net to segment generated shapes (background, circle, square, triangle) per pixel.
 
-    python -m minicnn.recipes.train_unet                  # width 8: a few minutes on 2 cores
-    python -m minicnn.recipes.train_unet --full-width     # the paper's widths (64 ... 512): much slower
-    python -m minicnn.recipes.train_unet --data DIR --num-classes K   # your PNGs: DIR/images, DIR/masks
+    python -m minicnn.apps.train_unet                  # width 8: a few minutes on 2 cores
+    python -m minicnn.apps.train_unet --full-width     # the paper's widths (64 ... 512): much slower
+    python -m minicnn.apps.train_unet --data DIR --num-classes K   # your PNGs: DIR/images, DIR/masks
 
 The model is ``minicnn.models.UNet`` with "same" padding (the output has the input's
 size), ``--depth`` levels of widths w, 2w, 4w, ...; trained with Adam and cosine
@@ -23,7 +23,7 @@ from ..metrics import SegmentationMetrics
 from ..nn import functional as F
 from ..tensor import Tensor
 from ..train import evaluate, fit
-from ..train.recipe import (blas_threads, common_arguments, fit_kwargs, make_parser, maybe_plot, run_fit,
+from .common import (blas_threads, common_arguments, fit_kwargs, make_parser, maybe_plot, run_fit,
                             setup)
 
 # class colours of the saved masks: black background, then red, green, blue, ...

@@ -441,13 +441,13 @@ def _child(spec):
 
 def _child_env(env):
     """``env`` with this minicnn first on PYTHONPATH, so that a child imports the same code."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return dict(env, PYTHONPATH=os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")])))
 
 
 def _run_child(spec):
     """Run one (model, framework) in a fresh interpreter; the result dict, or {'error': ...}."""
-    proc = subprocess.run([sys.executable, "-m", "minicnn.bench", "--child", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "minicnn.apps.bench", "--child", json.dumps(spec)],
                           capture_output=True, text=True, env=_child_env(os.environ))
     lines = proc.stdout.strip().splitlines()
     if proc.returncode or not lines:
@@ -670,7 +670,7 @@ def main(argv=None):
         if any(os.environ.get(v) != str(args.threads) for v in THREAD_VARS):
             # thread pools are sized when their libraries load: run again in a fresh interpreter
             env = dict(os.environ, **{v: str(args.threads) for v in THREAD_VARS})
-            return subprocess.run([sys.executable, "-m", "minicnn.bench", *argv], env=_child_env(env)).returncode
+            return subprocess.run([sys.executable, "-m", "minicnn.apps.bench", *argv], env=_child_env(env)).returncode
     _clock = CLOCKS[args.clock]
     for flag in ("repeat", "rounds"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -683,6 +683,8 @@ def main(argv=None):
                              + ", ".join(m[0] for m in MODELS))
     if not args.layers and args.models is None:
         args.layers, args.models = True, []
+    from minicnn.backends import tune_cpu_threads
+    tune_cpu_threads()  # the setting a training run opts into; the model children inherit it
     allocator = keep_freed_memory() if args.malloc == "keep" else "glibc's defaults (--malloc system)"
     frameworks = _frameworks(args.torch)
     settings = describe_settings(frameworks, allocator)

@@ -1,9 +1,9 @@
 """Train an image classifier: a small ResNet on scikit-learn's handwritten digits by default.
 
-    python -m minicnn.recipes.train_classifier                 # digits (8x8), about a minute on 2 cores
-    python -m minicnn.recipes.train_classifier --data shapes   # generated shapes, no scikit-learn needed
-    python -m minicnn.recipes.train_classifier --data ~/mnist  # MNIST IDX files or CIFAR-10 python batches
-    python -m minicnn.recipes.train_classifier --model resnet18 --data ~/cifar10
+    python -m minicnn.apps.train_classifier                 # digits (8x8), about a minute on 2 cores
+    python -m minicnn.apps.train_classifier --data shapes   # generated shapes, no scikit-learn needed
+    python -m minicnn.apps.train_classifier --data ~/mnist  # MNIST IDX files or CIFAR-10 python batches
+    python -m minicnn.apps.train_classifier --model resnet18 --data ~/cifar10
 
 The network (``SmallResNet``): a 3x3 conv stem, then one ResNet ``BasicBlock`` per
 stage with widths w, 2w, 4w (the later stages halve the resolution), global
@@ -23,7 +23,7 @@ from ..metrics import Accuracy, TopKAccuracy
 from ..models.resnet import BasicBlock, conv1x1, conv3x3
 from ..nn import init
 from ..train import evaluate, fit
-from ..train.recipe import (blas_threads, common_arguments, fit_kwargs, make_parser, maybe_plot, run_fit,
+from .common import (blas_threads, common_arguments, fit_kwargs, make_parser, maybe_plot, run_fit,
                             setup)
 
 # epochs by dataset when --epochs is not given

@@ -1,7 +1,7 @@
 """Train ENet on the generated shapes segmentation task (the same task as ``train_unet``).
 
-    python -m minicnn.recipes.train_enet
-    python -m minicnn.recipes.train_enet --data DIR --num-classes K   # your PNGs: DIR/images, DIR/masks
+    python -m minicnn.apps.train_enet
+    python -m minicnn.apps.train_enet --data DIR --num-classes K   # your PNGs: DIR/images, DIR/masks
 
 ``minicnn.models.ENet`` (Paszke et al. 2016) downsamples by 8 in its encoder and
 upsamples back with max-unpooling; inputs must be multiples of 8 pixels. As in the
@@ -12,7 +12,7 @@ decay, the test scores, the image | truth | prediction PNG) is ``train_unet``'s.
 The last line printed is the mean IoU, e.g. ``miou=0.93``.
 """
 from .. import models
-from ..train.recipe import blas_threads, make_parser, setup
+from .common import blas_threads, make_parser, setup
 from .train_unet import data_channels, segmentation_arguments, train_segmentation
 
 

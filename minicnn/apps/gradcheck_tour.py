@@ -1,8 +1,8 @@
 """The gradient-check tour: every op and layer of minicnn against finite differences.
 
-    python -m minicnn.recipes.gradcheck_tour              # everything (a few seconds)
-    python -m minicnn.recipes.gradcheck_tour conv2d       # one op (all its cases)
-    python -m minicnn.recipes.gradcheck_tour '*pool*'     # a shell-style pattern
+    python -m minicnn.apps.gradcheck_tour              # everything (a few seconds)
+    python -m minicnn.apps.gradcheck_tour conv2d       # one op (all its cases)
+    python -m minicnn.apps.gradcheck_tour '*pool*'     # a shell-style pattern
     minicnn gradcheck --list                              # the op names
 
 For each case, small random float64 inputs x go through the op, and a random

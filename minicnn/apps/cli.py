@@ -17,9 +17,9 @@ import importlib
 import sys
 
 TRAIN_RECIPES = {
-    "classifier": ("minicnn.recipes.train_classifier", "image classification (ResNet, VGG, ... on digits/MNIST/CIFAR-10/folders)"),
-    "unet": ("minicnn.recipes.train_unet", "U-Net segmentation"),
-    "enet": ("minicnn.recipes.train_enet", "ENet segmentation"),
+    "classifier": ("minicnn.apps.train_classifier", "image classification (ResNet, VGG, ... on digits/MNIST/CIFAR-10/folders)"),
+    "unet": ("minicnn.apps.train_unet", "U-Net segmentation"),
+    "enet": ("minicnn.apps.train_enet", "ENet segmentation"),
 }
 
 
@@ -112,11 +112,11 @@ def cmd_train(args):
 
 
 def cmd_gradcheck(args):
-    return _forward("minicnn.recipes.gradcheck_tour", "minicnn gradcheck", args.args)
+    return _forward("minicnn.apps.gradcheck_tour", "minicnn gradcheck", args.args)
 
 
 def cmd_bench(args):
-    return _forward("minicnn.bench", "minicnn bench", args.args)
+    return _forward("minicnn.apps.bench", "minicnn bench", args.args)
 
 
 FORWARDED = (cmd_gradcheck, cmd_bench)  # every argument after the command goes on unparsed
@@ -151,7 +151,7 @@ def _pick(obj, key, filename):
 
 
 def cmd_convert(args):
-    from .serialization import load, save
+    from ..serialization import load, save
 
     obj = load(args.input, format=args.input_format)
     if args.key is not None:
@@ -171,7 +171,7 @@ def cmd_convert(args):
 def cmd_info(args):
     import numpy as np
 
-    from .serialization import detect_format, load
+    from ..serialization import detect_format, load
 
     fmt = args.format or detect_format(args.file)
     obj = load(args.file, format=fmt)
@@ -245,9 +245,9 @@ def build_parser():
     for name, func, help_, desc in (
         ("gradcheck", cmd_gradcheck, "check gradients of every op (or one OP) numerically",
          "The gradient-check tour: every op's analytic gradient against finite differences, as a "
-         "table. Arguments (e.g. an op name, --help) go to minicnn.recipes.gradcheck_tour."),
+         "table. Arguments (e.g. an op name, --help) go to minicnn.apps.gradcheck_tour."),
         ("bench", cmd_bench, "run the benchmarks",
-         "Benchmark tables (minicnn.bench); arguments (e.g. --help) go to it."),
+         "Benchmark tables (minicnn.apps.bench); arguments (e.g. --help) go to it."),
     ):
         p = sub.add_parser(name, help=help_, description=desc, add_help=False)
         p.add_argument("args", nargs=argparse.REMAINDER, help="passed on")
