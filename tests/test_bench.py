@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from minicnn import bench
+from minicnn.apps import bench
 
 
 def test_quick_layers_table(capsys, tmp_path):
@@ -49,7 +49,7 @@ def test_quick_model_in_subprocess(capsys):
 
 _FREE_AND_MEASURE = """
 import sys, numpy as np
-from minicnn import bench
+from minicnn.apps import bench
 if sys.argv[1] == "keep":
     print(bench.keep_freed_memory())
 a = np.ones(2**24)  # 128 MiB, touched

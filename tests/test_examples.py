@@ -75,7 +75,7 @@ def example(name, *argv, timeout=300):
 def test_examples_use_only_the_public_api(name):
     """A program a user reads imports minicnn's public modules, never a private name or the apps."""
     source = open(os.path.join(ROOT, "examples", name)).read()
-    imports = re.findall(r"^(?:from|import) (minicnn[\w.]*)(?: import (.*))?$", source, re.M)
+    imports = re.findall(r"^(?:from|import) (minicnn[\w.]*)(?: as \w+)?(?: import (.*))?$", source, re.M)
     assert imports
     for module, names in imports:
         assert not module.startswith(("minicnn.apps", "minicnn.cpu", "minicnn.cuda", "minicnn.ops"))
