@@ -1,6 +1,8 @@
 """The batch split over cores (minicnn/cpu/threads.py): parts, BLAS threads, errors, and
 convolutions that give the same result split and unsplit."""
 import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -290,3 +292,43 @@ def test_openblas_workers_stop_spinning_soon_after_a_product(user_value):
     else:
         assert timeout == str(tuning.SPIN_TIMEOUT)
         assert float(cpu) < 0.03, f"the process used {cpu} s of CPU while it slept"
+
+
+# -- numba's serial and parallel builds of one loop ---------------------------------------------
+
+JIT_PROBE = r"""
+import sys
+import numba
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import loops
+x, y = np.ones(64), np.empty(64)
+getattr(loops, sys.argv[2])(x, y)
+try:
+    print(numba.threading_layer())
+except ValueError:
+    print("serial")
+"""
+
+
+def test_serial_and_parallel_builds_keep_apart_in_numbas_disk_cache(tmp_path):
+    """numba's cache keys an entry by function name and line only: without serial_and_parallel
+    the parallel build would load the serial one's code in the next process."""
+    (tmp_path / "loops.py").write_text(
+        "import sys, numba\n"
+        f"sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))!r})\n"
+        "from minicnn.cpu.jit import serial_and_parallel\n"
+        "def double(x, y):\n"
+        "    for i in numba.prange(x.size):\n"
+        "        y[i] = 2 * x[i]\n"
+        "serial, parallel = serial_and_parallel(double)\n")
+
+    def run(name):
+        out = subprocess.run([sys.executable, "-c", JIT_PROBE, str(tmp_path), name], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert run("serial") == "serial"  # compiled and cached first
+    assert run("parallel") != "serial"  # a threading layer started: the parallel code ran
+    assert run("parallel") != "serial"  # and again, from the cache
+    assert run("serial") == "serial"

@@ -7,6 +7,7 @@ import numba
 import numpy as np
 
 from .. import tuning
+from .jit import serial_and_parallel
 
 
 def _relu_backward_loop(gy, y, gx):
@@ -24,10 +25,8 @@ def _bias_relu_loop(x, b, y):
             y[p // c, p % c, k] = v if v > 0 else 0
 
 
-_relu_backward = numba.njit(cache=True)(_relu_backward_loop)
-_relu_backward_parallel = numba.njit(cache=True, parallel=True)(_relu_backward_loop)
-_bias_relu = numba.njit(cache=True)(_bias_relu_loop)
-_bias_relu_parallel = numba.njit(cache=True, parallel=True)(_bias_relu_loop)
+_relu_backward, _relu_backward_parallel = serial_and_parallel(_relu_backward_loop)
+_bias_relu, _bias_relu_parallel = serial_and_parallel(_bias_relu_loop)
 
 
 def relu_backward(gy, y):

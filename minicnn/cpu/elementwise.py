@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from .. import tuning
+from .jit import serial_and_parallel
 
 
 def _relu_loop(x, y):
@@ -20,8 +21,7 @@ def _relu_loop(x, y):
         y[i] = 0 if v <= 0 else v  # a NaN (v <= 0 is False) passes through, as with np.maximum
 
 
-_relu = numba.njit(cache=True)(_relu_loop)
-_relu_parallel = numba.njit(cache=True, parallel=True)(_relu_loop)
+_relu, _relu_parallel = serial_and_parallel(_relu_loop)
 
 
 def relu(x):

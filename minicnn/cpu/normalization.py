@@ -8,8 +8,9 @@ import numba
 import numpy as np
 
 from .. import tuning
+from .jit import serial_and_parallel
 
-_SUMS = dict(cache=True, fastmath={"reassoc", "contract"})  # reassociation lets sums vectorise
+_SUMS = dict(fastmath={"reassoc", "contract"})  # reassociation lets sums vectorise
 
 
 def _planes(a):
@@ -76,14 +77,10 @@ def _train_grad_loop(gy, x, mean, invstd, scale, gbias_m, gweight_m, gx):
             gx[b, ch, k] = s * (gy[b, ch, k] - gb - (x[b, ch, k] - mu) * inv * gw)
 
 
-_affine = numba.njit(cache=True)(_affine_loop)
-_affine_parallel = numba.njit(cache=True, parallel=True)(_affine_loop)
-_stats = numba.njit(**_SUMS)(_stats_loop)
-_stats_parallel = numba.njit(parallel=True, **_SUMS)(_stats_loop)
-_grad_sums = numba.njit(**_SUMS)(_grad_sums_loop)
-_grad_sums_parallel = numba.njit(parallel=True, **_SUMS)(_grad_sums_loop)
-_train_grad = numba.njit(cache=True)(_train_grad_loop)
-_train_grad_parallel = numba.njit(cache=True, parallel=True)(_train_grad_loop)
+_affine, _affine_parallel = serial_and_parallel(_affine_loop)
+_stats, _stats_parallel = serial_and_parallel(_stats_loop, **_SUMS)
+_grad_sums, _grad_sums_parallel = serial_and_parallel(_grad_sums_loop, **_SUMS)
+_train_grad, _train_grad_parallel = serial_and_parallel(_train_grad_loop)
 
 
 def batch_norm_stats(x):

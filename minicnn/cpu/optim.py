@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from .. import tuning
+from .jit import serial_and_parallel
 
 
 def _sgd_loop(p, g, buf, lr, wd, momentum, dampening, nesterov, first):
@@ -53,10 +54,8 @@ def _adam_loop(p, g, m, v, vmax, lr, wd, decay, beta1c, beta2, beta2c, bias2, ep
 
 # error_model="numpy": a division by zero gives inf/nan as in NumPy instead of a check that
 # raises ZeroDivisionError, which would also keep LLVM from vectorising Adam's loop
-_sgd = numba.njit(cache=True, error_model="numpy")(_sgd_loop)
-_sgd_parallel = numba.njit(cache=True, parallel=True, error_model="numpy")(_sgd_loop)
-_adam = numba.njit(cache=True, error_model="numpy")(_adam_loop)
-_adam_parallel = numba.njit(cache=True, parallel=True, error_model="numpy")(_adam_loop)
+_sgd, _sgd_parallel = serial_and_parallel(_sgd_loop, error_model="numpy")
+_adam, _adam_parallel = serial_and_parallel(_adam_loop, error_model="numpy")
 
 
 def _flat(*arrays):
