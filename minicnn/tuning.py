@@ -107,6 +107,9 @@ CUDA_BLOCK = 256
 # partial sums per channel in batch norm's backward reduction: enough threads to fill the GPU on
 # small batches, few enough that the second pass over the partials stays short
 CUDA_BN_PARTIALS = 1024
+# interleaved partial sums per tap in the depthwise weight gradient: a depthwise layer has few taps
+# (C*9), so each needs hundreds of threads to fill the GPU; the caller adds the partials up
+CUDA_DEPTHWISE_PARTIALS = 256
 
 
 @contextlib.contextmanager

@@ -274,6 +274,8 @@ ALGORITHM_CASES = [  # op, x shape, w shape, keyword arguments
     ("conv2d", (2, 6, 9, 10), (6, 2, 3, 2), dict(stride=(2, 1), dilation=(1, 2), groups=3, padding=1)),
     ("conv2d", (3, 8, 7, 7), (12, 8, 1, 1), {}),                                     # pointwise
     ("conv2d", (2, 4, 11, 9), (4, 1, 3, 3), dict(groups=4, padding="same")),         # depthwise
+    ("conv2d", (2, 3, 12, 13), (6, 1, 3, 5), dict(groups=3, stride=2, padding=(1, 2), dilation=(2, 1))),
+    ("conv2d", (2, 16, 40, 40), (32, 1, 3, 3), dict(groups=16, padding=1)),          # depthwise, parallel loops
     ("conv_transpose2d", (2, 4, 6, 5), (4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1, groups=2)),
     ("conv_transpose2d", (2, 6, 5, 7), (6, 4, 4, 2), dict(stride=(2, 3), dilation=(2, 1))),
 ]
@@ -306,6 +308,61 @@ def test_every_algorithm_matches_the_reference_or_says_why_not(case):
         for got, expected in zip(grads, want_grads):
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
     assert {"auto", "im2col", "reference", "tiled"} <= set(served)
+
+
+@st.composite
+def depthwise_cases(draw):
+    c, kernel = draw(st.integers(1, 4)), (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.one_of(st.tuples(st.integers(0, 3), st.integers(0, 3)), st.sampled_from(["same", "valid"])))
+    stride = (1, 1) if padding == "same" else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    pt, pb, pl, pr = _pads(padding, kernel, dilation)
+    min_h = max(1, dilation[0] * (kernel[0] - 1) + 1 - pt - pb)
+    min_w = max(1, dilation[1] * (kernel[1] - 1) + 1 - pl - pr)
+    return dict(n=draw(st.integers(1, 2)), c=c, h=draw(st.integers(min_h, min_h + 8)),
+                w=draw(st.integers(min_w, min_w + 8)), o=c * draw(st.integers(1, 3)), kernel=kernel, stride=stride,
+                padding=padding, dilation=dilation, groups=c, bias=draw(st.booleans()))
+
+
+@settings(max_examples=60)
+@given(depthwise_cases())
+def test_depthwise_hypothesis_matches_naive(case):
+    """Any multiplier, kernel, stride, padding (also 'same') and dilation, against the 7 loops."""
+    with mc.backends.conv_algorithm("depthwise"):
+        check_conv2d(np.random.default_rng(3), **case)
+
+
+def test_gradcheck_depthwise():
+    x = mc.tensor(np.random.default_rng(4).standard_normal((2, 3, 7, 8)), requires_grad=True)
+    w = mc.tensor(np.random.default_rng(5).standard_normal((6, 1, 3, 2)), requires_grad=True)
+    b = mc.tensor(np.random.default_rng(6).standard_normal(6), requires_grad=True)
+    with mc.backends.conv_algorithm("depthwise"):
+        assert mc.gradcheck(lambda a, k, c: F.conv2d(a, k, c, stride=(2, 1), padding=1, dilation=(1, 2), groups=3),
+                            [x, w, b])
+
+
+def test_auto_takes_the_depthwise_path_for_depthwise_convolutions_only():
+    rng = np.random.default_rng(8)
+    x = mc.tensor(rng.standard_normal((2, 6, 9, 9)).astype(np.float32))
+    depthwise, grouped = mc.tensor(rng.standard_normal((12, 1, 3, 3)).astype(np.float32)), \
+        mc.tensor(rng.standard_normal((6, 2, 3, 3)).astype(np.float32))
+    with mc.backends.conv_algorithm("depthwise"):
+        want = F.conv2d(x, depthwise, padding=1, groups=6).numpy()
+        with pytest.raises(ValueError, match=r"conv algorithm 'depthwise' cannot run .* groups=3: it needs "
+                                             r"groups equal to the 6 input channels"):
+            F.conv2d(x, grouped, groups=3)
+    np.testing.assert_array_equal(F.conv2d(x, depthwise, padding=1, groups=6).numpy(), want)
+    from types import SimpleNamespace
+
+    from minicnn.ops import conv_algorithms, conv_depthwise
+
+    win = Window(3, 3, 1, 1, 1, 1, 1, 1)
+    for groups, w, path in ((6, depthwise, conv_depthwise.Conv2d), (3, grouped, conv_tiled.Conv2d)):
+        fn = SimpleNamespace(groups=groups, win=win, oh=9, ow=9)
+        assert conv_algorithms.fastest("conv2d", fn, x.numpy(), w.numpy()) is path
+    one_channel = SimpleNamespace(groups=1, win=win, oh=9, ow=9)  # groups = C = 1: an ordinary convolution
+    assert conv_algorithms.fastest("conv2d", one_channel, np.zeros((1, 1, 9, 9)), np.zeros((4, 1, 3, 3))) \
+        is not conv_depthwise.Conv2d
 
 
 def test_reference_is_the_definition():

@@ -517,7 +517,13 @@ def _twin_cases(dtype):
     y_lrn, scale = ref_lrn(x, 3, 1e-2, 0.75, 1.0)
     vec = [random_array(rng, (3,), dtype) for _ in range(3)]
     invstd = np.abs(vec[1]) + dtype(0.5)
+    w_dw = random_array(rng, (6, 1, 3, 2), dtype)  # depthwise, multiplier 2
+    dw = (2, 1, 1, 1, 1, 2)  # sh sw ph pw dh dw -> a 4x6 output
+    gy_dw = random_array(rng, (2, 6, 4, 6), dtype)
     return {
+        "depthwise_conv2d": (x, w_dw, *dw, 4, 6),
+        "depthwise_conv2d_input_grad": (gy_dw, w_dw, x.shape, *dw),
+        "depthwise_conv2d_weight_grad": (x, gy_dw, 3, 2, *dw),
         "im2col": (x, *g),
         "col2im": (col, 7, 6, *g),
         "max_pool2d_forward": (x, *g),
@@ -553,3 +559,26 @@ def test_matches_the_cpu_twin(name, dtype):
         assert a.shape == b.shape and a.dtype == b.dtype, (name, a.shape, b.shape, a.dtype, b.dtype)
         np.testing.assert_allclose(a, b, rtol=1e-5 if dtype == np.float32 else 1e-12,
                                    atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 3), k=st.integers(1, 2), kh=st.integers(1, 3), kw=st.integers(1, 3),
+       sh=st.integers(1, 2), sw=st.integers(1, 2), ph=st.integers(0, 2), pw=st.integers(0, 2),
+       dh=st.integers(1, 2), dw=st.integers(1, 2), h=st.integers(1, 7), w=st.integers(1, 7))
+def test_depthwise_matches_the_reference(n, c, k, kh, kw, sh, sw, ph, pw, dh, dw, h, w):
+    """The CUDA depthwise kernels against the definition (minicnn.ops.conv_reference), float64."""
+    from minicnn.geometry import Window
+    from minicnn.ops import conv_reference
+
+    oh, ow = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
+    assume(oh >= 1 and ow >= 1)
+    rng = np.random.default_rng(n * 1000 + h * 10 + w)
+    x, wt = rng.standard_normal((n, c, h, w)), rng.standard_normal((c * k, 1, kh, kw))
+    gy = rng.standard_normal((n, c * k, oh, ow))
+    win, geometry = Window(kh, kw, sh, sw, ph, pw, dh, dw), (sh, sw, ph, pw, dh, dw)
+    np.testing.assert_allclose(cu.depthwise_conv2d(x, wt, *geometry, oh, ow),
+                               conv_reference.conv2d(x, wt, win, c, oh, ow), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(cu.depthwise_conv2d_input_grad(gy, wt, x.shape, *geometry),
+                               conv_reference.conv2d_input_grad(gy, wt, win, c, x.shape), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(cu.depthwise_conv2d_weight_grad(x, gy, kh, kw, *geometry),
+                               conv_reference.conv2d_weight_grad(x, gy, win, c), rtol=0, atol=1e-12)

@@ -14,12 +14,13 @@ import pytest
 import minicnn as mc
 import minicnn.models as models
 import minicnn.nn as nn
+import minicnn.nn.functional as F
 from minicnn.models.enet import DownsamplingBottleneck, UpsamplingBottleneck
 from minicnn.models.googlenet import GoogLeNetOutputs
 
 ALL = ["alexnet", "alexnet_two_stream", "alexnet_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
        "googlenet", "inception_v3", "inception_v4", "nin_bn", "resnet18", "resnet34", "resnet50",
-       "resnet101", "resnet152", "enet", "unet", "unet_same"]
+       "resnet101", "resnet152", "enet", "unet", "unet_same", "xception"]
 
 # (name, keyword arguments, parameters, small input (C, H, W), output shape per image).
 # Parameter counts: the reference table (models.REFERENCE) plus torchvision's figures for the
@@ -42,6 +43,7 @@ CASES = [
     # valid convs trim every level's borders: 188 -> 4 at depth 5 (572 -> 388 natively)
     ("unet", {"base_width": 16}, 1_940_834, (1, 188, 188), (2, 4, 4)),
     ("unet_same", {"in_channels": 1, "num_classes": 1}, 31_031_685, (1, 48, 32), (1, 48, 32)),
+    ("xception", {}, 22_855_952, (3, 64, 64), (1000,)),  # 31, 29, 15, 8, 4, 2 pixels
 ]
 SLOW = {"vgg16_bn", "vgg19_bn"}
 # Every model of the reference table is also built, counted and run on one image at its native
@@ -120,6 +122,7 @@ TRAIN = {  # one per family (both block types for ResNet, both U-Nets)
     "enet": ({"num_classes": 3}, (3, 32, 32)),
     "unet": ({"base_width": 4, "depth": 3}, (1, 44, 44)),
     "unet_same": ({"base_width": 4, "depth": 3}, (1, 16, 16)),
+    "xception": ({"num_classes": 4}, (3, 64, 64)),
 }
 
 
@@ -323,3 +326,132 @@ def test_matches_torchvision(name):
     tv = pytest.importorskip("torchvision.models")
     kwargs = {"googlenet": {"aux_logits": True, "transform_input": True, "init_weights": True}}.get(name, {})
     _torch_parity(getattr(tv, name)(**kwargs), models.get_model(name, **kwargs), (3, 48, 48))
+
+
+# -- Xception in timm's legacy_xception layout ---------------------------------------------------
+def timm_xception_layout(num_classes=1000):
+    """(key, shape) of every entry of timm's legacy_xception state dict, in order, written from
+    timm's definition (timm/models/xception.py), not from minicnn's model."""
+    entries = []
+
+    def conv(name, cout, cin, k):
+        entries.append((f"{name}.weight", (cout, cin, k, k)))
+
+    def bn(name, c):
+        entries.extend([(f"{name}.weight", (c,)), (f"{name}.bias", (c,)), (f"{name}.running_mean", (c,)),
+                        (f"{name}.running_var", (c,)), (f"{name}.num_batches_tracked", ())])
+
+    def separable(name, cin, cout):
+        conv(f"{name}.conv1", cin, 1, 3)  # depthwise: groups = cin
+        conv(f"{name}.pointwise", cout, cin, 1)
+
+    def block(name, cin, cout, reps, stride, start_with_relu=True, grow_first=True):
+        if cout != cin or stride != 1:  # registered first in timm's __init__
+            conv(f"{name}.skip", cout, cin, 1)
+            bn(f"{name}.skipbn", cout)
+        rep = []  # timm's list: ReLU, SeparableConv2d, BatchNorm2d per rep
+        for i in range(reps):
+            if grow_first:
+                a, b = (cin if i == 0 else cout), cout
+            else:
+                a, b = cin, (cin if i < reps - 1 else cout)
+            rep += [("relu",), ("sep", a, b), ("bn", b)]
+        if not start_with_relu:
+            rep = rep[1:]
+        for index, layer in enumerate(rep):
+            if layer[0] == "sep":
+                separable(f"{name}.rep.{index}", layer[1], layer[2])
+            elif layer[0] == "bn":
+                bn(f"{name}.rep.{index}", layer[1])
+
+    conv("conv1", 32, 3, 3)
+    bn("bn1", 32)
+    conv("conv2", 64, 32, 3)
+    bn("bn2", 64)
+    block("block1", 64, 128, 2, 2, start_with_relu=False)
+    block("block2", 128, 256, 2, 2)
+    block("block3", 256, 728, 2, 2)
+    for i in range(4, 12):
+        block(f"block{i}", 728, 728, 3, 1)
+    block("block12", 728, 1024, 2, 2, grow_first=False)
+    separable("conv3", 1024, 1536)
+    bn("bn3", 1536)
+    separable("conv4", 1536, 2048)
+    bn("bn4", 2048)
+    entries += [("fc.weight", (num_classes, 2048)), ("fc.bias", (num_classes,))]
+    return entries
+
+
+def timm_xception_forward(sd, x):
+    """legacy_xception's eval-mode forward on a state dict, written from timm's code with the
+    functional ops and the reference convolution (an oracle independent of minicnn's model)."""
+    def t(key):
+        return mc.tensor(sd[key])
+
+    def bn(name, v):
+        return F.batch_norm(v, t(f"{name}.running_mean"), t(f"{name}.running_var"), t(f"{name}.weight"),
+                            t(f"{name}.bias"), training=False)
+
+    def separable(name, v):
+        v = F.conv2d(v, t(f"{name}.conv1.weight"), padding=1, groups=v.shape[1])
+        return F.conv2d(v, t(f"{name}.pointwise.weight"))
+
+    def block(name, v, reps, stride, start_with_relu=True):
+        inp, index = v, 0
+        for r in range(reps):
+            if r > 0 or start_with_relu:
+                v, index = F.relu(v), index + 1
+            v, index = separable(f"{name}.rep.{index}", v), index + 1
+            v, index = bn(f"{name}.rep.{index}", v), index + 1
+        if stride != 1:
+            v = F.max_pool2d(v, 3, stride, 1)
+        skip = bn(f"{name}.skipbn", F.conv2d(inp, t(f"{name}.skip.weight"), stride=stride)) \
+            if f"{name}.skip.weight" in sd else inp
+        return v + skip
+
+    with mc.no_grad(), mc.backends.conv_algorithm("reference"):
+        v = F.relu(bn("bn1", F.conv2d(x, t("conv1.weight"), stride=2)))
+        v = F.relu(bn("bn2", F.conv2d(v, t("conv2.weight"))))
+        v = block("block1", v, 2, 2, start_with_relu=False)
+        v = block("block2", v, 2, 2)
+        v = block("block3", v, 2, 2)
+        for i in range(4, 12):
+            v = block(f"block{i}", v, 3, 1)
+        v = block("block12", v, 2, 2)
+        v = F.relu(bn("bn3", separable("conv3", v)))
+        v = F.relu(bn("bn4", separable("conv4", v)))
+        return F.linear(F.adaptive_avg_pool2d(v, 1).flatten(1), t("fc.weight"), t("fc.bias"))
+
+
+@pytest.mark.slow
+def test_xception_loads_a_timm_state_dict_and_computes_timms_logits():
+    layout = timm_xception_layout(num_classes=10)
+    assert sum(int(np.prod(s)) for k, s in layout if "running" not in k and "num_batches" not in k) \
+        == 22_855_952 - 2048 * 990 - 990  # the 1000-class count, less 990 classes of fc
+    rng = np.random.default_rng(0)
+    sd = {}
+    for key, shape in layout:
+        if key.endswith("num_batches_tracked"):
+            sd[key] = np.array(7, np.int64)
+        elif key.endswith("running_var") or (key.endswith(".weight") and len(shape) == 1):
+            sd[key] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+        else:
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 10
+            sd[key] = (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+    net = models.xception(num_classes=10)
+    assert [(k, v.shape) for k, v in net.state_dict().items()] == [(k, tuple(s)) for k, s in layout]
+    net.load_state_dict(sd, strict=True)
+    x = image((3, 71, 71), batch=2)
+    out, ref = run(net, x).numpy(), timm_xception_forward(sd, x).numpy()
+    assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_xception_separable_convolution_is_depthwise_then_pointwise():
+    from minicnn.models.xception import SeparableConv2d
+
+    sep = SeparableConv2d(8, 16, 3, padding=1)
+    assert sep.conv1.weight.shape == (8, 1, 3, 3) and sep.conv1.groups == 8 and sep.conv1.bias is None
+    assert sep.pointwise.weight.shape == (16, 8, 1, 1) and sep.pointwise.bias is None
+    x = image((8, 6, 5))
+    want = F.conv2d(F.conv2d(x, sep.conv1.weight, padding=1, groups=8), sep.pointwise.weight)
+    np.testing.assert_allclose(run(sep, x).numpy(), want.numpy(), rtol=1e-6, atol=1e-6)

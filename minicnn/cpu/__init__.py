@@ -11,6 +11,7 @@ from .pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backwa
 from .normalization import (batch_norm_backward, batch_norm_forward, batch_norm_stats, lrn_backward,  # noqa: F401
                             lrn_forward)
 from .conv import col2im, im2col  # noqa: F401
+from .depthwise import depthwise_conv2d, depthwise_conv2d_input_grad, depthwise_conv2d_weight_grad  # noqa: F401
 from .activation import bias_relu, relu_backward  # noqa: F401
 from .elementwise import relu  # noqa: F401
 from .optim import adam_step, sgd_step  # noqa: F401

@@ -11,13 +11,15 @@ kernels on NumPy arrays on the CPU (built with g++), for reading and testing.
 """
 from .batchnorm import batch_norm_backward, batch_norm_forward, batch_norm_stats
 from .conv import col2im, im2col
+from .depthwise import depthwise_conv2d, depthwise_conv2d_input_grad, depthwise_conv2d_weight_grad
 from .elementwise import bias_relu, relu_backward
 from .lrn import lrn_backward, lrn_forward
 from .pooling import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from .unpool import max_unpool2d_backward, max_unpool2d_forward
 
 __all__ = [
-    "im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
+    "im2col", "col2im", "depthwise_conv2d", "depthwise_conv2d_input_grad", "depthwise_conv2d_weight_grad",
+    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
     "avg_pool2d_backward", "max_unpool2d_forward", "max_unpool2d_backward", "lrn_forward",
     "lrn_backward", "batch_norm_stats", "batch_norm_forward", "batch_norm_backward", "relu_backward", "bias_relu",
 ]

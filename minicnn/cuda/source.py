@@ -11,7 +11,7 @@ import pathlib
 import re
 
 #: the kernel files, one per op family
-FAMILIES = ("im2col", "pooling", "unpool", "batchnorm", "lrn", "elementwise")
+FAMILIES = ("im2col", "pooling", "unpool", "batchnorm", "lrn", "elementwise", "depthwise")
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.MULTILINE)
 

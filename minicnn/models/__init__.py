@@ -3,7 +3,8 @@
 Each model is a function ``models.<name>(**kwargs)`` returning an ``nn.Module``; the registry
 gives ``list_models()`` and ``get_model(name, **kwargs)``. Where torchvision (timm for
 Inception-v4) defines the model, parameter names, shapes, order and numerics are its own, so
-its state dict loads with ``load_state_dict(..., strict=True)``. ``REFERENCE`` lists the
+its state dict loads with ``load_state_dict(..., strict=True)`` (timm's ``legacy_xception``
+for Xception). ``REFERENCE`` lists the
 published parameter counts and GMACs (at ``input_size``) that the tests hold the zoo to.
 
 >>> import minicnn.models as models
@@ -20,11 +21,12 @@ from .nin import NIN, nin_bn
 from .resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
 from .unet import UNet, unet, unet_same
 from .vgg import VGG, vgg16, vgg16_bn, vgg19, vgg19_bn
+from .xception import Xception, xception
 
 _MODELS = {f.__name__: f for f in (
     alexnet, alexnet_two_stream, alexnet_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, googlenet,
     inception_v3, inception_v4, nin_bn, resnet18, resnet34, resnet50, resnet101, resnet152,
-    enet, unet, unet_same,
+    enet, unet, unet_same, xception,
 )}
 
 # name -> (keyword arguments, input size (C, H, W), parameters, GMACs, source of the figure).
@@ -49,6 +51,7 @@ REFERENCE = {
              "Ronneberger 2015"),
     "unet_same": ({"in_channels": 1, "num_classes": 1}, (1, 256, 256), 31_031_685, 54.61,
                   "zhixuhao/unet"),
+    "xception": ({}, (3, 299, 299), 22_855_952, 8.357, "timm legacy_xception (8.4 quoted)"),
 }
 
 
@@ -68,4 +71,4 @@ def get_model(name, **kwargs):
 
 __all__ = ["list_models", "get_model", "REFERENCE", *_MODELS,
            "AlexNet", "AlexNetBN", "AlexNetTwoStream", "ENet", "GoogLeNet", "Inception3",
-           "InceptionV4", "NIN", "ResNet", "UNet", "VGG"]
+           "InceptionV4", "NIN", "ResNet", "UNet", "VGG", "Xception"]

@@ -11,11 +11,12 @@ import contextlib
 import numpy as np
 
 from ..cpu import conv_phases, conv_winograd
-from . import conv_reference, conv_tiled
+from . import conv_depthwise, conv_reference, conv_tiled
 
 ALGORITHMS = {
     "reference": conv_reference,  # the definition, a loop over the taps: what the others are tested against
     "tiled": conv_tiled,          # im2col in cache-sized tiles, the batch split over the cores
+    "depthwise": conv_depthwise,  # groups = input channels: direct loops over each plane, no im2col
     "winograd": conv_winograd,    # CPU, 3x3 stride 1: F(2x2, 3x3), 16 multiplies per 2x2 outputs, not 36
     "phases": conv_phases,        # CPU, strided: Winograd over the stride phases (AlexNet's 11x11/4 stem)
 }
@@ -56,7 +57,10 @@ def choose(op, fn, x, w):
 
 
 def fastest(op, fn, x, w):
-    """On the CPU, Winograd where it applies and pays, then the stride phases; else tiled im2col."""
+    """Depthwise convolutions directly; on the CPU, Winograd where it applies and pays, then the
+    stride phases; else tiled im2col."""
+    if fn.groups > 1 and conv_depthwise.cannot(op, fn, x, w) is None:
+        return conv_depthwise.Conv2d
     if op == "conv2d" and isinstance(x, np.ndarray):
         win = fn.win
         if conv_winograd.cannot(op, fn, x, w) is None and conv_winograd.pays(x.shape, w.shape, (win.ph, win.pw)):
