@@ -9,17 +9,17 @@
 // order (deterministic).
 #include "common.cuh"
 
-// One thread per element of y (N, O, oh, ow).
+// One thread per element of y (N, O, oh, ow); each sum starts from the bias b[o].
 template <typename T>
 __device__ __forceinline__ void depthwise_forward_impl(
-    const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y, long long N, long long C,
+    const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b, T* __restrict__ y, long long N, long long C,
     long long H, long long W, long long O, long long kh, long long kw, long long sh, long long sw,
     long long ph, long long pw, long long dh, long long dw, long long oh, long long ow) {
     const long long k = O / C;
     MC_KERNEL_LOOP(e, N * O * oh * ow) {
         const long long ox = e % ow, oy = (e / ow) % oh, o = (e / (ow * oh)) % O, n = e / (ow * oh * O);
         const T* plane = x + (n * C + o / k) * H * W;
-        T sum = T(0);
+        T sum = b[o];
         for (long long i = 0; i < kh; ++i) {
             const long long h = oy * sh - ph + i * dh;
             if (h < 0 || h >= H) continue;
@@ -92,8 +92,8 @@ __device__ __forceinline__ void depthwise_weight_grad_impl(
 
 // C entry points, one per precision (extern "C": no C++ name mangling).
 #define DW_KERNELS(T, SUFFIX)                                                                     \
-    extern "C" __global__ void depthwise_forward_##SUFFIX(DW_ARGS(T)) {                           \
-        depthwise_forward_impl<T>(a, b, out, DW_PASS);                                            \
+    extern "C" __global__ void depthwise_forward_##SUFFIX(const T *bias, DW_ARGS(T)) {            \
+        depthwise_forward_impl<T>(a, b, bias, out, DW_PASS);                                      \
     }                                                                                             \
     extern "C" __global__ void depthwise_input_grad_##SUFFIX(DW_ARGS(T)) {                        \
         depthwise_input_grad_impl<T>(a, b, out, DW_PASS);                                         \

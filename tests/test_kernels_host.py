@@ -521,7 +521,7 @@ def _twin_cases(dtype):
     dw = (2, 1, 1, 1, 1, 2)  # sh sw ph pw dh dw -> a 4x6 output
     gy_dw = random_array(rng, (2, 6, 4, 6), dtype)
     return {
-        "depthwise_conv2d": (x, w_dw, *dw, 4, 6),
+        "depthwise_conv2d": (x, w_dw, random_array(rng, (6,), dtype), *dw, 4, 6),
         "depthwise_conv2d_input_grad": (gy_dw, w_dw, x.shape, *dw),
         "depthwise_conv2d_weight_grad": (x, gy_dw, 3, 2, *dw),
         "im2col": (x, *g),
@@ -576,7 +576,10 @@ def test_depthwise_matches_the_reference(n, c, k, kh, kw, sh, sw, ph, pw, dh, dw
     x, wt = rng.standard_normal((n, c, h, w)), rng.standard_normal((c * k, 1, kh, kw))
     gy = rng.standard_normal((n, c * k, oh, ow))
     win, geometry = Window(kh, kw, sh, sw, ph, pw, dh, dw), (sh, sw, ph, pw, dh, dw)
-    np.testing.assert_allclose(cu.depthwise_conv2d(x, wt, *geometry, oh, ow),
+    b = rng.standard_normal(c * k)
+    np.testing.assert_allclose(cu.depthwise_conv2d(x, wt, b, *geometry, oh, ow),
+                               conv_reference.conv2d(x, wt, win, c, oh, ow) + b.reshape(1, -1, 1, 1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(cu.depthwise_conv2d(x, wt, None, *geometry, oh, ow),
                                conv_reference.conv2d(x, wt, win, c, oh, ow), rtol=0, atol=1e-12)
     np.testing.assert_allclose(cu.depthwise_conv2d_input_grad(gy, wt, x.shape, *geometry),
                                conv_reference.conv2d_input_grad(gy, wt, win, c, x.shape), rtol=0, atol=1e-12)

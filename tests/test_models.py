@@ -455,3 +455,10 @@ def test_xception_separable_convolution_is_depthwise_then_pointwise():
     x = image((8, 6, 5))
     want = F.conv2d(F.conv2d(x, sep.conv1.weight, padding=1, groups=8), sep.pointwise.weight)
     np.testing.assert_allclose(run(sep, x).numpy(), want.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_xception_matches_timm_legacy_xception():
+    pytest.importorskip("torch")
+    timm = pytest.importorskip("timm")
+    _torch_parity(timm.create_model("legacy_xception", pretrained=False), models.xception(), (3, 71, 71))

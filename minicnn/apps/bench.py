@@ -62,6 +62,10 @@ LAYERS = [
     ("conv 1x1 256->64 @56", "conv", (8, 256, 56, 56), dict(out=64, k=1, stride=1, pad=0, input_grad=True)),
     ("conv 7x7/2 3->64 @224", "conv", (8, 3, 224, 224), dict(out=64, k=7, stride=2, pad=3, input_grad=False)),
     ("conv 11x11/4 3->64 @224", "conv", (8, 3, 224, 224), dict(out=64, k=11, stride=4, pad=2, input_grad=False)),
+    ("depthwise 3x3 728 @19", "conv", (8, 728, 19, 19), dict(out=728, k=3, stride=1, pad=1, input_grad=True,
+                                                              groups=728)),
+    ("depthwise 3x3 128 @112", "conv", (8, 128, 112, 112), dict(out=128, k=3, stride=1, pad=1, input_grad=True,
+                                                                 groups=128)),
     ("max-pool 3x3/2 @112", "maxpool", (8, 64, 112, 112), dict(k=3, stride=2, pad=1)),
     ("batch norm (train) @112", "bn", (8, 64, 112, 112), {}),
     ("relu @112", "relu", (8, 64, 112, 112), {}),
@@ -75,7 +79,7 @@ def _conv_flops(shape, p):
     n, c, h, w = shape
     oh = (h + 2 * p["pad"] - p["k"]) // p["stride"] + 1
     ow = (w + 2 * p["pad"] - p["k"]) // p["stride"] + 1
-    fwd = 2 * n * p["out"] * c * p["k"] ** 2 * oh * ow
+    fwd = 2 * n * p["out"] * c // p.get("groups", 1) * p["k"] ** 2 * oh * ow
     return fwd, fwd * (3 if p["input_grad"] else 2)  # backward: weight gradient (+ input gradient)
 
 
@@ -100,10 +104,11 @@ class _Minicnn:
         tx = self.tensor(x, grad_x)
         params = []
         if kind == "conv":
-            w = (rng.standard_normal((p["out"], c, p["k"], p["k"])) * 0.05).astype(np.float32)
+            groups = p.get("groups", 1)
+            w = (rng.standard_normal((p["out"], c // groups, p["k"], p["k"])) * 0.05).astype(np.float32)
             tw, tb = self.tensor(w, True), self.tensor(np.zeros(p["out"], np.float32), True)
             params = [tw, tb]
-            fn = lambda: F.conv2d(tx, tw, tb, stride=p["stride"], padding=p["pad"])  # noqa: E731
+            fn = lambda: F.conv2d(tx, tw, tb, stride=p["stride"], padding=p["pad"], groups=groups)  # noqa: E731
         elif kind == "maxpool":
             fn = lambda: F.max_pool2d(tx, p["k"], p["stride"], p["pad"])  # noqa: E731
         elif kind == "bn":
@@ -249,11 +254,15 @@ MODELS = [
     ("resnet50", "resnet50", 8, (3, 224, 224), "train"),
     ("vgg16", "vgg16", 4, (3, 224, 224), "infer"),
     ("unet_same", "unet_same", 1, (1, 256, 256), "train"),
+    ("xception", "xception", 4, (3, 299, 299), "train"),
+    ("xception_infer", "xception", 4, (3, 299, 299), "infer"),
 ]
 QUICK_MODELS = [
     ("resnet50", "resnet50", 1, (3, 64, 64), "train"),
     ("vgg16", "vgg16", 1, (3, 32, 32), "infer"),
     ("unet_same", "unet_same", 1, (1, 32, 32), "train"),
+    ("xception", "xception", 1, (3, 71, 71), "train"),
+    ("xception_infer", "xception", 1, (3, 71, 71), "infer"),
 ]
 
 
@@ -348,6 +357,8 @@ def _child_torch(spec):
     torch.manual_seed(0)
     if spec["model"] == "unet_same":
         model = _torch_unet_same()
+    elif spec["model"] == "xception":
+        model = _torch_xception()
     else:
         model = getattr(torchvision.models, spec["model"])(weights=None)
     rng = np.random.default_rng(0)
@@ -414,6 +425,15 @@ def _torch_unet_same(in_channels=1, num_classes=1, base_width=64, depth=5):
             return self.head(x)
 
     return UNet()
+
+
+def _torch_xception():
+    """timm's ``legacy_xception``, the model ``minicnn.models.xception`` follows name for name."""
+    try:
+        import timm
+    except ImportError:
+        raise SystemExit("PyTorch's Xception comes from timm, which is not installed") from None
+    return timm.create_model("legacy_xception", pretrained=False)
 
 
 def _time_steps(step, repeat):

@@ -4,14 +4,15 @@ from .. import tuning
 from .launch import array_module, kernel_name, launch
 
 
-def depthwise_conv2d(x, w, sh, sw, ph, pw, dh, dw, oh, ow):
-    """y (N, O, oh, ow) of x (N, C, H, W) and w (O, 1, kh, kw), groups = C, O = k*C; no bias."""
+def depthwise_conv2d(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow):
+    """y (N, O, oh, ow) of x (N, C, H, W), w (O, 1, kh, kw) and b (O,) or None; groups = C, O = k*C."""
     xp = array_module("depthwise_conv2d", x)
     x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
     (N, C, H, W), (O, _, kh, kw) = x.shape, w.shape
+    b = xp.zeros(O, x.dtype) if b is None else xp.ascontiguousarray(b)
     y = xp.empty((N, O, oh, ow), x.dtype)
     launch("depthwise", kernel_name("depthwise_conv2d", "depthwise_forward", x.dtype), y.size,
-           x, w, y, N, C, H, W, O, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+           b, x, w, y, N, C, H, W, O, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     return y
 
 
