@@ -92,9 +92,13 @@ def _kernel_cases(dtype, rng):
     y_lrn, scale = minicnn.cpu.lrn_forward(x, 5, 1e-2, 0.75, 2.0)
     mean, weight, bias = r(8), r(8), r(8)
     invstd = np.abs(r(8)) + dtype(0.5)
+    w_dw, dw = r(16, 1, 3, 5), conv[2:8]  # depthwise, multiplier 2, the convolution's strides etc.
     return {
         "im2col": (x, *conv),
         "col2im": (r(3, 8 * 15, 17 * 11), 37, 33, *conv),
+        "depthwise_conv2d": (x, w_dw, r(16), *dw, 17, 11),
+        "depthwise_conv2d_input_grad": (r(3, 16, 17, 11), w_dw, x.shape, *dw),
+        "depthwise_conv2d_weight_grad": (x, r(3, 16, 17, 11), 3, 5, *dw),
         "max_pool2d_forward": (ties, *pool),
         "max_pool2d_backward": (r(3, 8, 19, 17), idx, 37, 33, *pool[:8]),
         "avg_pool2d_forward": (x, *avg),
@@ -193,6 +197,10 @@ def _op_cases():
         ("conv2d", lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2), groups=2),
          [(2, 4, 9, 11), (6, 2, 3, 3), (6,)], []),
         ("conv2d_1x1", lambda x, w: F.conv2d(x, w), [(2, 8, 5, 5), (4, 8, 1, 1)], []),
+        ("conv2d_depthwise", lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=4),
+         [(2, 4, 9, 11), (8, 1, 3, 3), (8,)], []),
+        ("conv2d_depthwise_strided", lambda x, w: F.conv2d(x, w, stride=2, padding=(1, 2), dilation=(1, 2), groups=4),
+         [(2, 4, 9, 11), (4, 1, 3, 3)], []),
         ("conv_transpose2d", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
          [(2, 4, 5, 6), (4, 3, 3, 3), (3,)], []),
         ("max_pool2d_ceil", lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True),
