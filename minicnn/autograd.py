@@ -44,6 +44,18 @@ def enable_grad():
     return _grad_mode(True)
 
 
+@contextlib.contextmanager
+def module_scope(module):
+    """Ops recorded inside the block remember that they ran in ``module`` (inside the modules
+    around it): ``Module.__call__`` opens one, and the graph drawings group ops by it."""
+    stack = _state.__dict__.setdefault("modules", [])
+    stack.append(module)
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
 class Function:
     """One differentiable op.
 
@@ -86,6 +98,7 @@ class Function:
             self._edges = [_edge(t) for t in inputs]
             self._in_meta = [(t.data.shape, t.data.dtype) for t in inputs]
             self._out_meta = [(o.shape, o.dtype) for o in outs]
+            self._scope = tuple(getattr(_state, "modules", ()))  # the modules it ran in, outermost first
             self._retained = {}
             for i, r in enumerate(results):
                 if r.requires_grad:

@@ -23,11 +23,11 @@ def run(capsys, *argv):
 def test_python_m_minicnn_help():
     r = subprocess.run([sys.executable, "-m", "minicnn", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    for cmd in ("models", "summary", "train", "gradcheck", "bench", "convert", "info"):
+    for cmd in ("models", "summary", "train", "gradcheck", "bench", "explain", "convert", "info"):
         assert cmd in r.stdout
 
 
-@pytest.mark.parametrize("cmd", ["models", "summary", "train", "convert", "info", "gradcheck", "bench"])
+@pytest.mark.parametrize("cmd", ["models", "summary", "train", "convert", "info", "gradcheck", "bench", "explain"])
 def test_every_subcommand_has_help(capsys, cmd):
     code, out, _ = run(capsys, cmd, "--help")
     assert code == 0
@@ -44,6 +44,7 @@ def test_every_subcommand_has_help(capsys, cmd):
     (["info", "/nonexistent/ck.npz"], "No such file"),
     (["info", TORCH_FILE, "--bogus"], "unrecognized arguments: --bogus"),
     (["train", "gan"], "invalid choice: 'gan'"),
+    (["explain", "softmax"], "invalid choice: 'softmax'"),
 ])
 def test_errors_exit_2_with_a_message(capsys, argv, message):
     code, _, err = run(capsys, *argv)
@@ -149,3 +150,19 @@ def test_gradcheck_tour_runs(capsys):
     assert code == 0 and "passed=" in out and "NO" not in out.split()
     code, _, err = run(capsys, "gradcheck", "no_such_op")
     assert code == 2 and "minicnn gradcheck: error: no op named 'no_such_op'" in err
+
+
+def test_explain_prints_the_worked_example(capsys):
+    code, out, _ = run(capsys, "explain", "conv2d")
+    assert code == 0
+    assert out.startswith("conv2d: x (1, 2, 4, 4), weight (2, 2, 3, 3)")
+    assert "1. im2col" in out and "5. col2im" in out and out.count("  check: ") == 6
+
+
+def test_a_closed_pipe_ends_quietly():
+    """``minicnn explain conv2d | head -1``: no BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "minicnn", "explain", "conv2d"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader goes away before the command writes
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in err and "BrokenPipe" not in err

@@ -111,3 +111,26 @@ def test_gradcheck_example_passes_and_catches_the_wrong_backward():
 def test_resume_without_checkpoint_dir_is_an_error(capsys):
     with pytest.raises(SystemExit, match="--resume needs --checkpoint-dir"):
         train_unet.main(["--quick", "--resume"])
+
+
+def test_plot_gradients_draws_the_gradient_flow_after_each_epoch(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    run(train_classifier, capsys, "--data", "shapes", "--epochs", "1", "--plot-gradients",
+        "--checkpoint-dir", str(tmp_path))
+    picture = read_png(tmp_path / "gradient_flow.png")
+    assert picture.ndim == 3 and picture[..., :3].astype(float).var() > 10
+    assert (tmp_path / "history.png").exists()  # --plot-gradients implies --plot
+
+
+def test_look_inside_example_writes_its_pictures(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    lines = example("look_inside.py", "--out", str(tmp_path))
+    written = [line.removeprefix("wrote ") for line in lines if line.startswith("wrote ")]
+    assert [os.path.basename(p) for p in written] == ["graph.dot", "graph.png", "gradient_flow.png",
+                                                     "feature_maps.png", "filters.png"]
+    assert re.fullmatch(r"graph: (\d+) nodes, (\d+) edges", lines[-6])
+    for path in written[1:]:
+        picture = read_png(path)
+        assert picture.ndim == 3 and picture[..., :3].astype(float).var() > 10, path
+    assert open(written[0]).read().startswith("digraph {")

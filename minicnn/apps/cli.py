@@ -4,6 +4,7 @@
     minicnn summary resnet50               layer-by-layer table of one model
     minicnn train classifier --epochs 5    run a training recipe (its own flags)
     minicnn gradcheck [OP]                 check every op's gradient numerically
+    minicnn explain conv2d                 one op worked by hand, every matrix printed
     minicnn bench                          benchmark tables
     minicnn convert in.pth out.npz         a PyTorch checkpoint to minicnn's format
     minicnn info model.npz                 keys, shapes and dtypes in a checkpoint
@@ -13,6 +14,7 @@ is fast and works even when an optional part is missing. ``main(argv)``
 returns the exit code: 0 on success, 2 on a usage error or a bad file.
 """
 import argparse
+import os
 import importlib
 import sys
 
@@ -120,6 +122,13 @@ def cmd_bench(args):
 
 
 FORWARDED = (cmd_gradcheck, cmd_bench)  # every argument after the command goes on unparsed
+
+
+def cmd_explain(args):
+    from ..viz import explain
+
+    print(explain(args.op, seed=args.seed))
+    return 0
 
 
 # -- checkpoints --------------------------------------------------------------------------------
@@ -253,6 +262,15 @@ def build_parser():
         p.add_argument("args", nargs=argparse.REMAINDER, help="passed on")
         p.set_defaults(func=func)
 
+    from ..viz import OPS
+    p = sub.add_parser("explain", help="one op worked by hand on a tiny input, every matrix printed",
+                       description="A worked example of OP on a tiny input: the input, every intermediate "
+                                   "matrix of forward and backward (for conv2d: im2col, the GEMM, col2im), "
+                                   "each checked against the definition.")
+    p.add_argument("op", choices=OPS, metavar="OP", help=f"one of {', '.join(OPS)}")
+    p.add_argument("--seed", type=int, default=0, help="seed of the example's numbers (default 0)")
+    p.set_defaults(func=cmd_explain)
+
     p = sub.add_parser("convert", help="convert a checkpoint (e.g. PyTorch .pth) to minicnn's .npz",
                        description="Load IN (PyTorch .pt/.pth, safetensors or .npz; no PyTorch needed) and "
                                    "write OUT in minicnn's .npz format (or safetensors for a .safetensors OUT).")
@@ -298,7 +316,12 @@ def main(argv=None):
         return e.code
     label = " ".join([args.command] + ([args.recipe] if args.command == "train" else []))
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # where a closed pipe shows up for an output shorter than the buffer
+        return code
+    except BrokenPipeError:  # the reader went away (``minicnn models | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except CommandError as e:
         if args.func in FORWARDED and {"-h", "--help"} & set(args.args):
             parser.commands[args.command].print_help()  # the help asked for, then why no more

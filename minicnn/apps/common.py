@@ -23,6 +23,8 @@ def common_arguments(parser, epochs, lr, batch_size):
     g.add_argument("--resume", action="store_true", help="continue from CHECKPOINT_DIR/last.ckpt")
     g.add_argument("--plot", action="store_true",
                    help="save history.png (loss and metrics per epoch; needs matplotlib)")
+    g.add_argument("--plot-gradients", action="store_true",
+                   help="--plot, and gradient_flow.png (mean and max |grad| per parameter) after every epoch")
     g.add_argument("--quick", action="store_true",
                    help="smoke test: tiny data, 2 epochs of 3 batches (seconds; for CI)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -47,6 +49,7 @@ def setup(args):
     backends.tune_cpu_threads()
     if args.quick and args.epochs:
         args.epochs = min(args.epochs, 2)
+    args.plot = args.plot or args.plot_gradients
     args.out_dir = args.checkpoint_dir or (os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
                                            if args.plot else None)
     if args.out_dir:
@@ -74,10 +77,21 @@ def blas_threads(n):
         yield
 
 
-def fit_kwargs(args):
+def fit_kwargs(args, model):
     """The ``fit`` arguments that come straight from the command line."""
     return dict(epochs=args.epochs, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-                device=args.device, max_batches=3 if args.quick else None, show_progress=not args.no_progress)
+                device=args.device, max_batches=3 if args.quick else None, show_progress=not args.no_progress,
+                on_epoch_end=_gradient_plotter(args, model))
+
+
+def _gradient_plotter(args, model):
+    """With ``--plot-gradients``: a hook that draws OUT_DIR/gradient_flow.png after each epoch."""
+    if not args.plot_gradients:
+        return None
+    from ..viz import gradient_flow
+
+    path = os.path.join(args.out_dir, "gradient_flow.png")
+    return lambda epoch, row: gradient_flow(model, path)
 
 
 def run_fit(fit, *a, **kw):

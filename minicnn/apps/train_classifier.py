@@ -168,7 +168,7 @@ def run(args):
     ], milestones=[warm])
     metrics = [Accuracy()] + ([TopKAccuracy(5)] if num_classes > 5 else [])
     history = run_fit(fit, model, optimizer, train_loader, val_loader, metrics=metrics, scheduler=scheduler,
-                      scheduler_interval="batch", **fit_kwargs(args))
+                      scheduler_interval="batch", **fit_kwargs(args, model))
     maybe_plot(args, history)
     result = evaluate(model, test_loader, metrics=metrics, device=args.device)
     print(f"test_accuracy={result['accuracy']:.3f}")

@@ -38,7 +38,7 @@ def segmentation_arguments(p, epochs, lr, batch_size):
     p.add_argument("--train-size", type=int, default=2000, help="generated training images (default: %(default)s)")
     p.add_argument("--image-size", type=int, default=64, help="generated image size (default: %(default)s)")
     p.add_argument("--out", default=None, help="the image | truth | prediction PNG (default: "
-                                               "CHECKPOINT_DIR/predictions.png, else ./<recipe>_predictions.png)")
+                                               "CHECKPOINT_DIR/predictions.png, else runs/<recipe>_predictions.png)")
     common_arguments(p, epochs=epochs, lr=lr, batch_size=batch_size)
     return p
 
@@ -75,24 +75,49 @@ def class_weights(dataset, num_classes, c=1.02):
     return (1 / np.log(c + p)).astype(np.float32)
 
 
-def save_predictions(model, dataset, path, device, count=6):
-    """A PNG with one row per image: image | true mask | predicted mask (class colours)."""
+def save_predictions(model, dataset, path, device, classes, count=6):
+    """A PNG with one row per image: image | true mask | predicted mask, in class colours; with
+    matplotlib, column titles and a legend of the classes too."""
     model.eval()
     xs, ys = zip(*[dataset[i] for i in range(min(count, len(dataset)))])
     with autograd.no_grad():
         pred = model(Tensor(np.stack(xs)).to(device)).numpy().argmax(1)
-    rows = []
-    for x, y, p in zip(xs, ys, pred):
+    images = []
+    for x in xs:
         img = x.transpose(1, 2, 0)
         img = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img[:, :, :3]
-        img = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
-        gap = np.full((img.shape[0], 2, 3), 255, np.uint8)
-        rows.append(np.concatenate([img, gap, PALETTE[y % len(PALETTE)], gap, PALETTE[p % len(PALETTE)]], 1))
-        rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
-    sheet = np.concatenate(rows[:-1], 0)
-    zoom = max(1, 128 // xs[0].shape[-1])  # small images are enlarged (nearest neighbour) to be seen
-    write_png(path, sheet.repeat(zoom, 0).repeat(zoom, 1))
+        images.append((np.clip(img, 0, 1) * 255).round().astype(np.uint8))
+    rows = [(img, PALETTE[y % len(PALETTE)], PALETTE[p % len(PALETTE)]) for img, y, p in zip(images, ys, pred)]
+    try:
+        _draw_predictions(rows, classes, path)
+    except ImportError:  # no matplotlib: the bare sheet, enlarged (nearest neighbour) to be seen
+        gap = np.full((images[0].shape[0], 2, 3), 255, np.uint8)
+        lines = [np.concatenate([a, gap, b, gap, c], 1) for a, b, c in rows]
+        spacer = np.full((2, lines[0].shape[1], 3), 255, np.uint8)
+        sheet = np.concatenate([part for line in lines for part in (line, spacer)][:-1], 0)
+        zoom = max(1, 128 // images[0].shape[0])
+        write_png(path, sheet.repeat(zoom, 0).repeat(zoom, 1))
     print(f"saved {path} (image | truth | prediction)")
+
+
+def _draw_predictions(rows, classes, path):
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(len(rows), 3, figsize=(6, 2 * len(rows) + 0.6), squeeze=False)
+    for r, panels in enumerate(rows):
+        for c, panel in enumerate(panels):
+            axes[r][c].imshow(panel, interpolation="nearest")
+            axes[r][c].axis("off")
+            if r == 0:
+                axes[r][c].set_title(("image", "truth", "prediction")[c], fontsize=10)
+    fig.legend(handles=[Patch(color=PALETTE[k % len(PALETTE)] / 255, label=name) for k, name in enumerate(classes)],
+               loc="lower center", ncol=min(len(classes), 5), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def train_segmentation(args, model, name, class_weight=None):
@@ -116,13 +141,14 @@ def train_segmentation(args, model, name, class_weight=None):
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, args.epochs * len(train_loader)))
     metrics = [SegmentationMetrics(len(classes), class_names=classes)]
     history = run_fit(fit, model, optimizer, train_loader, val_loader, loss_fn=loss_fn, metrics=metrics,
-                      scheduler=scheduler, scheduler_interval="batch", **fit_kwargs(args))
+                      scheduler=scheduler, scheduler_interval="batch", **fit_kwargs(args, model))
     maybe_plot(args, history)
     result = evaluate(model, test_loader, metrics=metrics, device=args.device)
     print("test: pixel accuracy {:.4f}, IoU {}".format(result["pixel_accuracy"], ", ".join(
         f"{c} {result['iou_' + c]:.3f}" for c in classes)))
-    out = args.out or (os.path.join(args.out_dir, "predictions.png") if args.out_dir else f"{name}_predictions.png")
-    save_predictions(model, test, out, args.device)
+    out = args.out or os.path.join(args.out_dir or "runs", "predictions.png" if args.out_dir else f"{name}_predictions.png")
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    save_predictions(model, test, out, args.device, classes)
     print(f"miou={result['miou']:.3f}")
     return result
 

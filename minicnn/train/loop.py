@@ -80,7 +80,7 @@ def evaluate(model, loader, loss_fn=None, metrics=(), device="cpu", max_batches=
 
 def fit(model, optimizer, train_loader, val_loader=None, epochs=1, loss_fn=None, metrics=(), scheduler=None,
         checkpoint_dir=None, resume=False, log=print, device="cpu", max_batches=None, scheduler_interval="epoch",
-        clip_grad_norm=None, show_progress=True):
+        clip_grad_norm=None, show_progress=True, on_epoch_end=None):
     """Train ``model`` for ``epochs`` epochs; returns the history, one dict per epoch.
 
     loss_fn(output, target) -> scalar Tensor (default: cross entropy); ``metrics``:
@@ -89,7 +89,8 @@ def fit(model, optimizer, train_loader, val_loader=None, epochs=1, loss_fn=None,
     after every epoch, or after every batch with ``scheduler_interval="batch"``.
     ``max_batches`` caps the batches per epoch (for smoke tests). ``clip_grad_norm``:
     a max gradient norm applied before each step. ``log``: where the one-line epoch
-    summaries go (``print`` by default; None for silence).
+    summaries go (``print`` by default; None for silence). ``on_epoch_end(epoch, row)`` runs after
+    each epoch's summary, while the parameters still hold the last batch's gradients.
 
     A nan/inf loss raises ``TrainingDiverged``; ``last.ckpt`` then still holds the
     last good epoch.
@@ -162,6 +163,8 @@ def fit(model, optimizer, train_loader, val_loader=None, epochs=1, loss_fn=None,
         shown = _summary_keys(metrics)
         log(f"epoch {epoch}/{epochs}  " + "  ".join(_fmt(k, v) for k, v in row.items() if k != "epoch" and (
             shown is None or k in shown)))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
         if checkpoint_dir:
             save_checkpoint(ckpt, model, optimizer, scheduler, train_loader, epoch, history)
             write_history(history, checkpoint_dir)
