@@ -189,6 +189,8 @@ def _batch_norm(rng):
                                          x, gamma, beta, gy=gy)
     gx = gamma / np.sqrt(var + 1e-5) * (gy - gy.mean(0) - xhat * (gy * xhat).mean(0))
     running_var = 0.9 * 1 + 0.1 * x.var(0, ddof=1)
+    y_eval = gamma * (x - rm.numpy()) / np.sqrt(rv.numpy() + 1e-5) + beta
+    y_eval_op = F.batch_norm(Tensor(x), rm, rv, Tensor(gamma), Tensor(beta), training=False).numpy()
     return "\n".join([
         "batch_norm (training): x (4, 2), 4 samples of 2 channels, weight (1, 2), bias (0, 1)",
         "", "x", _matrix(x), "",
@@ -199,7 +201,9 @@ def _batch_norm(rng):
         "3. the running statistics move 10% towards the batch's, the variance unbiased (/ (N-1)):",
         "running_mean " + " ".join(map(_fmt, rm.numpy())) + "    running_var " + " ".join(map(_fmt, rv.numpy())),
         _check("running_var", rv.numpy(), running_var),
-        "   eval mode normalises with these running statistics instead: no batch dependence.",
+        "4. eval mode normalises with these running statistics instead, so a sample's output no",
+        "   longer depends on the rest of its batch: y = weight * (x - running_mean) / sqrt(running_var",
+        "   + eps) + bias", _matrix(y_eval), _check("F.batch_norm(training=False)", y_eval_op, y_eval),
         "", "backward: gx = weight/sqrt(var + eps) * (gy - mean(gy) - xhat * mean(gy * xhat))",
         "(the mean and the variance depend on every sample, hence the two correction terms)",
         "gy", _matrix(gy), "dx", _matrix(gx), _check("autograd's dL/dx", gx_op, gx),
