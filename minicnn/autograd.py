@@ -201,7 +201,24 @@ def backward(tensors, grads, retain_graph=False, user_grads=()):
     ``user_grads`` lists seed arrays owned by the caller (never stored as a ``.grad``).
     Without ``retain_graph`` every node is freed right after its own backward.
     """
-    owner = _Owner(user_grads)
+    _state.callbacks = []  # queue_callback's, run when this backward is done
+    try:
+        _backward(tensors, grads, retain_graph, _Owner(user_grads))
+        for callback in _state.callbacks:
+            callback()
+    finally:
+        _state.callbacks = None
+
+
+def queue_callback(fn):
+    """Run ``fn()`` once the backward pass now running has finished (called from a hook during
+    backward, e.g. to wait for gradients sent to other processes)."""
+    if getattr(_state, "callbacks", None) is None:
+        raise RuntimeError("queue_callback: no backward pass is running")
+    _state.callbacks.append(fn)
+
+
+def _backward(tensors, grads, retain_graph, owner):
     roots = []
     seeds = []
     for t, g in zip(tensors, grads):

@@ -204,8 +204,20 @@ class Tensor:
         autograd.backward([self], [g], retain_graph=retain_graph, user_grads=user)
 
     def _accumulate_grad(self, g):
-        """``.grad += g`` out of place (``g`` is already owned by this tensor: see autograd._Owner)."""
+        """``.grad += g`` out of place (``g`` is already owned by this tensor: see autograd._Owner),
+        then the hooks of ``register_post_accumulate_grad_hook``."""
         self.grad = Tensor._make(g if self.grad is None else self.grad.data + g)
+        for hook in getattr(self, "_post_accumulate_grad_hooks", ()):
+            hook(self)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """``hook(tensor)`` runs during backward each time a gradient has been added into this
+        leaf's ``.grad`` (as PyTorch's); returns a handle with ``remove()``."""
+        if self._creator is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors accumulate gradients")
+        hooks = self.__dict__.setdefault("_post_accumulate_grad_hooks", [])
+        hooks.append(hook)
+        return _RemovableHook(hooks, hook)
 
     def retain_grad(self):
         """Keep ``.grad`` for this non-leaf tensor too (leaves keep theirs anyway)."""
@@ -400,6 +412,15 @@ def as_tensor(x, like=None, op="tensor()"):
         dtype = like.dtype if like.dtype.kind == "f" or not isinstance(x, float) else _DEFAULT_FLOAT
         return Tensor._make(xp.asarray(x, dtype=dtype))
     return Tensor._make(_to_array(x, None, like.device, op=op))
+
+
+class _RemovableHook:
+    def __init__(self, hooks, hook):
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self):
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
 
 
 def split_device_dtype(device, dtype):

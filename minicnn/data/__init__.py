@@ -2,6 +2,7 @@
 
     Dataset, TensorDataset, ImageDataset, Subset, random_split     in-memory datasets
     DataLoader, default_collate                                    batching, shuffling, prefetching
+    DistributedSampler                                             each process's share (data-parallel)
     transforms                                                     RandomCrop, RandomHorizontalFlip, Normalize, ...
     ShapesClassification, ShapesSegmentation                       generated, no download
     Digits                                                         scikit-learn's 8x8 digits
@@ -16,4 +17,5 @@ from .digits import Digits  # noqa: F401
 from .folder import SegmentationFolder  # noqa: F401
 from .mnist import MNIST, read_idx, write_idx  # noqa: F401
 from .png import read_png, write_png  # noqa: F401
+from .sampler import DistributedSampler  # noqa: F401
 from .shapes import ShapesClassification, ShapesSegmentation  # noqa: F401

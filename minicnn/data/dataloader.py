@@ -55,9 +55,12 @@ def default_collate(samples):
 
 class DataLoader:
     def __init__(self, dataset, batch_size=1, shuffle=False, collate_fn=None, drop_last=False,
-                 generator=None, prefetch=0):
+                 generator=None, prefetch=0, sampler=None):
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True exclude each other (the sampler orders)")
+        self.sampler = sampler
         if prefetch < 0:
             raise ValueError(f"DataLoader: prefetch must be >= 0, got {prefetch!r}")
         self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), shuffle
@@ -68,14 +71,17 @@ class DataLoader:
         self.generator = generator
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _epoch_plan(self):
         """(list of index arrays, epoch seed), drawn from the generator in the calling thread."""
         g = self.generator if self.generator is not None else random.generator()
-        n = len(self.dataset)
-        order = g.permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:  # e.g. this process's share of the dataset
+            order = np.fromiter(iter(self.sampler), dtype=np.int64)
+        else:
+            order = g.permutation(len(self.dataset)) if self.shuffle else np.arange(len(self.dataset))
+        n = len(order)
         seed = int(g.integers(0, 2 ** 63 - 1))
         bs, stop = self.batch_size, len(self) * self.batch_size
         return [order[i:min(i + bs, n)] for i in range(0, min(stop, n), bs)], seed

@@ -10,6 +10,7 @@ from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d,
 from .activation import PReLU  # noqa: F401
 from .dropout import Dropout, Dropout2d  # noqa: F401
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
-from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm  # noqa: F401
+from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm, SyncBatchNorm  # noqa: F401
+from . import parallel  # noqa: F401
 from .upsampling import Upsample  # noqa: F401
 from .conv import Conv2d, ConvTranspose2d  # noqa: F401

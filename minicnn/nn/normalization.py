@@ -2,7 +2,7 @@
 arguments, parameters and buffers, so torchvision state dicts load by key)."""
 import numpy as np
 
-from ..ops.normalization import batch_norm, local_response_norm
+from ..ops.normalization import batch_norm, local_response_norm, sync_batch_norm
 from .module import Module
 from .parameter import Parameter
 
@@ -84,6 +84,53 @@ class BatchNorm2d(_BatchNorm):
     """Batch norm over (N, C, H, W) inputs, statistics per channel over N, H and W."""
 
     _dims = (4,)
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch norm over (N, C, *) whose training statistics are those of the whole batch across
+    every process of ``minicnn.distributed`` (for the small per-process batches of data-parallel
+    U-Net or ENet training). Without a process group, or with one process, it is BatchNorm."""
+
+    _dims = (2, 3, 4, 5)
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 process_group=None, dtype=np.float32):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+        self.process_group = process_group
+
+    def forward(self, x):
+        from .. import distributed
+
+        if not (self.training and distributed.get_world_size() > 1):
+            return super().forward(x)
+        self._check_input(x)
+        factor = self.momentum
+        if self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked.item())
+        return sync_batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, factor, self.eps,
+                               lambda a: distributed.all_reduce(a))
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """``module`` with every BatchNorm*d replaced by a SyncBatchNorm holding the same
+        parameters and buffers (the module itself if it is one); as PyTorch's."""
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            sync = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats,
+                       process_group)
+            for name in ("weight", "bias"):
+                if getattr(module, name) is not None:
+                    setattr(sync, name, getattr(module, name))
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                if getattr(module, name) is not None:
+                    sync.register_buffer(name, getattr(module, name))
+            sync.train(module.training)
+            return sync
+        for name, child in list(module._modules.items()):
+            if child is not None:
+                module._modules[name] = cls.convert_sync_batchnorm(child, process_group)
+        return module
 
 
 class LocalResponseNorm(Module):

@@ -41,6 +41,43 @@ class BatchNorm(Function):
         return tuple(grads)
 
 
+class SyncBatchNorm(Function):
+    """Batch norm whose statistics are those of the whole batch spread over every process.
+
+    ``sync_batch_norm`` adds up each process's per-channel sums of x and x^2 (and the counts),
+    so mean and invstd are as if one process held the whole batch. Backward needs two more
+    global sums per channel, of gy and of gy * x_hat (the statistics depend on every process's
+    samples): gx = weight * invstd * (gy - sum(gy)/count - x_hat * sum(gy * x_hat)/count). The
+    weight and bias gradients stay local (DistributedDataParallel averages them with the rest).
+    """
+
+    def __init__(self, mean, invstd, count, has_weight, has_bias, global_sums):
+        self.mean, self.invstd, self.count = mean, invstd, count
+        self.has_weight, self.has_bias, self.global_sums = has_weight, has_bias, global_sums
+
+    def forward(self, x, *affine):
+        self.shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        self.xhat = (x - self.mean.reshape(self.shape)) * self.invstd.reshape(self.shape)
+        self.weight = affine[0] if self.has_weight else None
+        y = self.xhat if self.weight is None else self.xhat * self.weight.reshape(self.shape)
+        return y + affine[-1].reshape(self.shape) if self.has_bias else y
+
+    def backward(self, gy):
+        axes = (0,) + tuple(range(2, gy.ndim))
+        g_sum, g_dot = self.global_sums(gy.sum(axis=axes, dtype="float64"),
+                                        (gy * self.xhat).sum(axis=axes, dtype="float64"))
+        scale = self.invstd if self.weight is None else self.invstd * self.weight
+        shape, dtype = self.shape, gy.dtype
+        gx = scale.reshape(shape) * (gy - (g_sum / self.count).astype(dtype).reshape(shape)
+                                     - self.xhat * (g_dot / self.count).astype(dtype).reshape(shape))
+        grads = [gx]
+        if self.has_weight:
+            grads.append((gy * self.xhat).sum(axis=axes))
+        if self.has_bias:
+            grads.append(gy.sum(axis=axes))
+        return tuple(grads)
+
+
 class LocalResponseNorm(Function):
     """b_c = a_c * (k + alpha/size * sum_{c' in window(c)} a_{c'}^2)^-beta, window(c) =
     [c - size//2, c + (size-1)//2] across channels of x (N, C, *), as PyTorch and Caffe."""
@@ -115,6 +152,41 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     affine = [t for t in (weight, bias) if t is not None]
     fn = BatchNorm(mean, invstd, training, weight is not None, bias is not None)
     return fn.apply(input, *affine)
+
+
+def sync_batch_norm(input, running_mean, running_var, weight, bias, momentum, eps, all_reduce):
+    """Training-mode batch norm with the statistics of every process's batch together;
+    ``all_reduce(array)`` sums an array over the processes in place. Updates the running
+    estimates (if given) with the global mean and unbiased variance."""
+    shape = tuple(input.shape)
+    if input.ndim < 2:
+        raise ValueError(f"sync_batch_norm: expected an input of shape (N, C, *), got {shape}")
+    for name, v in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        _check_vector(v, name, shape[1], shape, "sync_batch_norm")
+    x = input.data
+    xp, axes = backend.array_module(x), (0,) + tuple(range(2, input.ndim))
+
+    def global_sums(*rows):  # per-channel rows (C,) added up over every process
+        sums = xp.stack(rows)
+        all_reduce(sums)
+        return sums
+
+    s1, s2, count = global_sums(x.sum(axis=axes, dtype=xp.float64), (x * x).sum(axis=axes, dtype=xp.float64),
+                                xp.full(shape[1], x.size // max(shape[1], 1), xp.float64))
+    count = float(count[0])
+    if count <= 1:
+        raise ValueError(f"sync_batch_norm: expected more than 1 value per channel over all processes, "
+                         f"got input of shape {shape}")
+    mean = s1 / count
+    var = xp.maximum(s2 / count - mean * mean, 0)  # biased: the batch is normalised by its own spread
+    if running_mean is not None:
+        _update_running(running_mean, mean, momentum)
+    if running_var is not None:
+        _update_running(running_var, var * (count / (count - 1)), momentum)
+    invstd = (1 / xp.sqrt(var + eps)).astype(x.dtype)
+    fn = SyncBatchNorm(mean.astype(x.dtype), invstd, count, weight is not None, bias is not None, global_sums)
+    return fn.apply(input, *[t for t in (weight, bias) if t is not None])
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
