@@ -2,6 +2,7 @@
 
     python examples/train_classifier.py                   # 10 epochs, well under a minute on 2 cores
     python examples/train_classifier.py --epochs 3 --device cuda
+    mpiexec -n 2 python examples/train_classifier.py      # data-parallel: 2 processes (pip install minicnn[mpi])
 
 The whole program is in this file: the model, the data, the training loop. The last line
 printed is the accuracy on the 360 held-out test images, e.g. ``test_accuracy=0.989``.
@@ -9,14 +10,16 @@ printed is the accuracy on the 360 held-out test images, e.g. ``test_accuracy=0.
 checkpoints, plots.)
 """
 import argparse
+import os
 import time
 
 import minicnn as mc
+import minicnn.distributed as dist
 import minicnn.nn as nn
 import minicnn.nn.functional as F
 import minicnn.optim as optim
 from minicnn.backends import tune_cpu_threads
-from minicnn.data import DataLoader, Digits
+from minicnn.data import DataLoader, Digits, DistributedSampler
 from minicnn.data import transforms as T
 
 
@@ -63,6 +66,8 @@ class SmallResNet(nn.Module):
 
 def train(model, device, loader, optimizer, scheduler, epoch):
     model.train()
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)  # a new order each epoch, the same on every process
     start, total = time.perf_counter(), 0.0
     for data, target in loader:
         data, target = data.to(device), target.to(device)
@@ -72,7 +77,8 @@ def train(model, device, loader, optimizer, scheduler, epoch):
         optimizer.step()
         scheduler.step()
         total += loss.item()
-    print(f"epoch {epoch:2d}  train loss {total / len(loader):.4f}  ({time.perf_counter() - start:.1f} s)")
+    if dist.get_rank() == 0:
+        print(f"epoch {epoch:2d}  train loss {total / len(loader):.4f}  ({time.perf_counter() - start:.1f} s)")
 
 
 def test(model, device, loader):
@@ -98,14 +104,24 @@ def main(argv=None):
     args = p.parse_args(argv)
     tune_cpu_threads()  # BLAS's and numba's idle threads sleep instead of spinning on each other's cores
     mc.manual_seed(args.seed)
+    parallel = int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))) > 1  # under mpiexec
+    if parallel:
+        dist.init_process_group("nccl" if args.device == "cuda" else "mpi")
 
     # 1437 training and 360 test images (1, 8, 8) in [0, 1]; a random shift of up to a pixel augments
     train_set = Digits(train=True, transform=T.RandomCrop(8, padding=1))
     test_set = Digits(train=False)
-    train_loader = DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True, generator=args.seed)
+    if parallel:  # each process reads its own share of every epoch
+        sampler = DistributedSampler(train_set, shuffle=True, seed=args.seed)
+        train_loader = DataLoader(train_set, args.batch_size, sampler=sampler, drop_last=True, generator=args.seed)
+    else:
+        train_loader = DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True, generator=args.seed)
     test_loader = DataLoader(test_set, 256)
 
     model = SmallResNet(width=args.width).to(args.device)
+    if parallel:  # the same weights everywhere; gradients averaged over the processes in backward
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.parallel.DistributedDataParallel(model)
     optimizer = optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     # one epoch of linear warm-up, then cosine decay to 0, stepped after every batch
     steps, warm = args.epochs * len(train_loader), len(train_loader)
@@ -113,12 +129,16 @@ def main(argv=None):
         optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=warm),
         optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps - warm, 1)),
     ], milestones=[warm])
-    print(f"{sum(p.numel() for p in model.parameters()):,} parameters; "
-          f"{len(train_set)} training and {len(test_set)} test images")
+    if dist.get_rank() == 0:
+        print(f"{sum(p.numel() for p in model.parameters()):,} parameters; "
+              f"{len(train_set)} training and {len(test_set)} test images on {dist.get_world_size()} process(es)")
     for epoch in range(1, args.epochs + 1):
         train(model, args.device, train_loader, optimizer, scheduler, epoch)
     accuracy = test(model, args.device, test_loader)
-    print(f"test_accuracy={accuracy:.3f}")
+    if dist.get_rank() == 0:
+        print(f"test_accuracy={accuracy:.3f}")
+    if parallel:
+        dist.destroy_process_group()
     return accuracy
 
 

@@ -145,3 +145,17 @@ def test_without_a_process_group():
         nn.parallel.DistributedDataParallel(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="backend must be 'mpi' or 'nccl'"):
         dist.init_process_group("gloo")
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_the_classifier_example_trains_data_parallel():
+    pytest.importorskip("sklearn")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    proc = subprocess.run([_mpiexec(), "-n", "2", sys.executable, os.path.join(os.path.dirname(HERE), "examples",
+                           "train_classifier.py"), "--epochs", "3"], capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].endswith("on 2 process(es)") and len(lines) == 5  # rank 0 alone prints
+    assert float(lines[-1].removeprefix("test_accuracy=")) > 0.9
