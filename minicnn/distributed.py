@@ -97,9 +97,14 @@ def _cupy():
 def _abort_on_uncaught(kind, value, tb):
     """An exception nobody caught on this rank: show it, then end every rank of the job."""
     (_previous_excepthook or sys.__excepthook__)(kind, value, tb)
+    abort_job(1)
+
+
+def abort_job(exit_code=1):
+    """End every rank of the job now (the others may be waiting in a collective for this one)."""
     sys.stderr.write(f"minicnn.distributed: rank {get_rank()} failed; aborting all {get_world_size()} ranks\n")
     sys.stderr.flush()
-    _mpi().COMM_WORLD.Abort(1)
+    _mpi().COMM_WORLD.Abort(exit_code)
 
 
 def _require():

@@ -159,3 +159,27 @@ def test_the_classifier_example_trains_data_parallel():
     lines = proc.stdout.strip().splitlines()
     assert lines[0].endswith("on 2 process(es)") and len(lines) == 5  # rank 0 alone prints
     assert float(lines[-1].removeprefix("test_accuracy=")) > 0.9
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_minicnn_train_runs_data_parallel_and_resumes(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+
+    def train(*extra):
+        proc = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "minicnn", "train", "classifier",
+                               "--quick", "--data", "shapes", "--batch-size", "16", "--no-progress",
+                               "--checkpoint-dir", str(tmp_path),
+                               *extra], capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip().splitlines()
+
+    lines = train()
+    assert sum(line.startswith("epoch 2/2") for line in lines) == 1, lines  # rank 0 alone prints
+    assert "train_accuracy nan" not in lines[-2]
+    state = mc.load(str(tmp_path / "last.ckpt"))
+    assert not any(k.startswith("module.") for k in state["model"])  # the plain model's keys
+    again = train("--resume")
+    assert sum(line.startswith("resumed from") and "after epoch 2" in line for line in again) == 1
+    assert not any(line.startswith("epoch ") for line in again)  # nothing left to train
+    assert again[-1] == lines[-1]  # the same weights on every rank: the same test score

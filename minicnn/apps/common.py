@@ -6,7 +6,8 @@ import os
 import sys
 import time
 
-from .. import backend, backends, random
+from .. import backend, backends, distributed, random
+from ..data import DataLoader, DistributedSampler
 
 
 def common_arguments(parser, epochs, lr, batch_size):
@@ -47,6 +48,11 @@ def setup(args):
         sys.exit("error: --resume needs --checkpoint-dir (where the last run wrote last.ckpt)")
     random.manual_seed(args.seed)
     backends.tune_cpu_threads()
+    args.parallel = launched_by_mpi()
+    if args.parallel:  # mpiexec -n N minicnn train ...: data-parallel, rank 0 alone prints
+        distributed.init_process_group("nccl" if args.device == "cuda" else "mpi")
+        if distributed.get_rank() != 0:
+            sys.stdout = open(os.devnull, "w")
     if args.quick and args.epochs:
         args.epochs = min(args.epochs, 2)
     args.plot = args.plot or args.plot_gradients
@@ -77,6 +83,26 @@ def blas_threads(n):
         yield
 
 
+def launched_by_mpi():
+    """Whether this process is one of several that ``mpiexec`` started (MPICH's or Open MPI's)."""
+    return int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))) > 1
+
+
+def data_parallel(args, model, train, **loader_kwargs):
+    """(model, training loader): as they are, or, under mpiexec, the model with SyncBatchNorm in
+    DistributedDataParallel and a loader of this rank's share of ``train``."""
+    if not args.parallel:
+        return model, DataLoader(train, args.batch_size, shuffle=True, drop_last=True, generator=args.seed,
+                                 **loader_kwargs)
+    from ..nn import SyncBatchNorm
+    from ..nn.parallel import DistributedDataParallel
+
+    model = DistributedDataParallel(SyncBatchNorm.convert_sync_batchnorm(model))
+    sampler = DistributedSampler(train, shuffle=True, seed=args.seed)
+    return model, DataLoader(train, args.batch_size, sampler=sampler, drop_last=True, generator=args.seed,
+                             **loader_kwargs)
+
+
 def fit_kwargs(args, model):
     """The ``fit`` arguments that come straight from the command line."""
     return dict(epochs=args.epochs, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
@@ -86,7 +112,7 @@ def fit_kwargs(args, model):
 
 def _gradient_plotter(args, model):
     """With ``--plot-gradients``: a hook that draws OUT_DIR/gradient_flow.png after each epoch."""
-    if not args.plot_gradients:
+    if not args.plot_gradients or distributed.get_rank() != 0:
         return None
     from ..viz import gradient_flow
 
@@ -101,11 +127,14 @@ def run_fit(fit, *a, **kw):
     try:
         return fit(*a, **kw)
     except TrainingDiverged as e:
+        if distributed.get_world_size() > 1:  # the other ranks may wait for this one: end them too
+            print(f"error: {e}", file=sys.stderr)
+            distributed.abort_job(1)
         sys.exit(f"error: {e}")
 
 
 def maybe_plot(args, history):
-    if args.plot and history:
+    if args.plot and history and distributed.get_rank() == 0:
         from ..train.history import plot_history
 
         path = plot_history(history, os.path.join(args.out_dir, "history.png"))

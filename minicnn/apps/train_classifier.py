@@ -23,7 +23,7 @@ from ..metrics import Accuracy, TopKAccuracy
 from ..models.resnet import BasicBlock, conv1x1, conv3x3
 from ..nn import init
 from ..train import evaluate, fit
-from .common import (blas_threads, common_arguments, fit_kwargs, make_parser, maybe_plot, run_fit,
+from .common import (blas_threads, common_arguments, data_parallel, fit_kwargs, make_parser, maybe_plot, run_fit,
                             setup)
 
 # epochs by dataset when --epochs is not given
@@ -155,8 +155,7 @@ def run(args):
     print(f"{kind}: {len(train)} train / {len(val)} val / {len(test)} test images of shape {x0.shape}; "
           f"{args.model} with {sum(p.numel() for p in model.parameters()):,} parameters")
 
-    train_loader = DataLoader(_Augmented(train, aug) if aug else train, args.batch_size, shuffle=True, drop_last=True,
-                              generator=args.seed, prefetch=2)
+    model, train_loader = data_parallel(args, model, _Augmented(train, aug) if aug else train, prefetch=2)
     val_loader = DataLoader(val, 256)
     test_loader = DataLoader(test, 256)
     optimizer = optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)

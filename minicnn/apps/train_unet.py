@@ -16,14 +16,14 @@ import os
 
 import numpy as np
 
-from .. import autograd, models, optim
+from .. import autograd, distributed, models, optim
 from ..data import DataLoader, SegmentationFolder, ShapesSegmentation, Subset, random_split, transforms as T
 from ..data.png import write_png
 from ..metrics import SegmentationMetrics
 from ..nn import functional as F
 from ..tensor import Tensor
 from ..train import evaluate, fit
-from .common import (blas_threads, common_arguments, fit_kwargs, make_parser, maybe_plot, run_fit,
+from .common import (blas_threads, common_arguments, data_parallel, fit_kwargs, make_parser, maybe_plot, run_fit,
                             setup)
 
 # class colours of the saved masks: black background, then red, green, blue, ...
@@ -135,7 +135,7 @@ def train_segmentation(args, model, name, class_weight=None):
     def loss_fn(out, y):
         return F.cross_entropy(out, y, weight=weight)
 
-    train_loader = DataLoader(train, args.batch_size, shuffle=True, drop_last=True, generator=args.seed, prefetch=2)
+    model, train_loader = data_parallel(args, model, train, prefetch=2)
     val_loader, test_loader = DataLoader(val, 32), DataLoader(test, 32)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, args.epochs * len(train_loader)))
@@ -148,7 +148,8 @@ def train_segmentation(args, model, name, class_weight=None):
         f"{c} {result['iou_' + c]:.3f}" for c in classes)))
     out = args.out or os.path.join(args.out_dir or "runs", "predictions.png" if args.out_dir else f"{name}_predictions.png")
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-    save_predictions(model, test, out, args.device, classes)
+    if distributed.get_rank() == 0:
+        save_predictions(model, test, out, args.device, classes)
     print(f"miou={result['miou']:.3f}")
     return result
 

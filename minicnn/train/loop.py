@@ -17,7 +17,9 @@ import math
 import os
 import time
 
-from .. import autograd
+import numpy as np
+
+from .. import autograd, distributed
 from ..nn.utils import clip_grad_norm_
 from ..tensor import Tensor
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -94,20 +96,29 @@ def fit(model, optimizer, train_loader, val_loader=None, epochs=1, loss_fn=None,
 
     A nan/inf loss raises ``TrainingDiverged``; ``last.ckpt`` then still holds the
     last good epoch.
+
+    Data-parallel (``model`` a DistributedDataParallel, ``train_loader`` with a
+    DistributedSampler): every rank trains on its share; the epoch's figures are averaged
+    over the ranks; rank 0 alone logs and writes the checkpoint (of the wrapped model, so
+    its keys are the plain model's); every rank resumes from it.
     """
+    world, main = distributed.get_world_size(), distributed.get_rank() == 0
+    if not main:  # rank 0 alone prints, shows progress and writes files; every rank trains
+        log, show_progress = None, False
+    saved = getattr(model, "module", model)  # a DistributedDataParallel's own model: plain keys
     if scheduler_interval not in ("epoch", "batch"):
         raise ValueError(f"fit: scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
     loss_fn = loss_fn or _default_loss
     log = log or (lambda *a, **k: None)
     ckpt = os.path.join(checkpoint_dir, "last.ckpt") if checkpoint_dir else None
-    if checkpoint_dir:
+    if checkpoint_dir and main:
         os.makedirs(checkpoint_dir, exist_ok=True)
     history, start = [], 1
     if resume:
         if ckpt is None:
             raise ValueError("fit: resume=True needs a checkpoint_dir")
-        if os.path.exists(ckpt):
-            state = load_checkpoint(ckpt, model, optimizer, scheduler, train_loader)
+        if os.path.exists(ckpt):  # every rank reads rank 0's checkpoint
+            state = load_checkpoint(ckpt, saved, optimizer, scheduler, train_loader)
             history, start = list(state["history"]), int(state["epoch"]) + 1
             log(f"resumed from {ckpt} after epoch {state['epoch']}")
         else:
@@ -116,10 +127,15 @@ def fit(model, optimizer, train_loader, val_loader=None, epochs=1, loss_fn=None,
     for epoch in range(start, epochs + 1):
         t0 = time.perf_counter()
         model.train()
+        if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
+            train_loader.sampler.set_epoch(epoch)  # a new order, the same on every rank
         for m in metrics:
             m.reset()
         total, count = 0.0, 0
         n_batches = len(train_loader) if max_batches is None else min(len(train_loader), max_batches)
+        if n_batches == 0:
+            raise ValueError("fit: the training loader gives no batch: fewer samples (in this process's "
+                             "share, when data-parallel) than one batch with drop_last; use a smaller batch size")
         batches = _batches(train_loader, max_batches)
         bar = progress(batches, n_batches, f"epoch {epoch}/{epochs}", show_progress)
         try:
@@ -159,16 +175,28 @@ def fit(model, optimizer, train_loader, val_loader=None, epochs=1, loss_fn=None,
             val = evaluate(model, val_loader, loss_fn, metrics, device, max_batches)
             row.update({f"val_{k}": v for k, v in val.items()})
         row["time"] = time.perf_counter() - t0
+        if world > 1:
+            row = _mean_over_ranks(row)
         history.append(row)
         shown = _summary_keys(metrics)
         log(f"epoch {epoch}/{epochs}  " + "  ".join(_fmt(k, v) for k, v in row.items() if k != "epoch" and (
             shown is None or k in shown)))
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
-        if checkpoint_dir:
-            save_checkpoint(ckpt, model, optimizer, scheduler, train_loader, epoch, history)
+        if checkpoint_dir and main:
+            save_checkpoint(ckpt, saved, optimizer, scheduler, train_loader, epoch, history)
             write_history(history, checkpoint_dir)
+        if world > 1:
+            distributed.barrier()  # no rank runs ahead of the checkpoint it would resume from
     return history
+
+
+def _mean_over_ranks(row):
+    """The epoch's numbers averaged over the ranks (each saw its own share of the data)."""
+    keys = [k for k, v in row.items() if k != "epoch" and isinstance(v, (int, float))]
+    values = np.array([float(row[k]) for k in keys])
+    distributed.all_reduce(values, op=distributed.ReduceOp.AVG)
+    return dict(row, **dict(zip(keys, values.tolist())))
 
 
 def _summary_keys(metrics):
