@@ -69,18 +69,18 @@ def test_two_processes_train_as_one_with_the_whole_batch(scenario, tol):
 @needs_mpi
 def test_a_rank_that_raises_ends_the_job_with_its_error():
     proc, seconds = mpirun("raise", timeout=120)
-    assert proc.returncode != 0
-    assert "ValueError: bad input on rank 1" in proc.stderr
-    assert "rank 1 failed; aborting all 2 ranks" in proc.stderr
-    assert seconds < 60  # not a hang
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "ValueError: bad input on rank 1" in proc.stderr, proc.stderr
+    assert "rank 1 failed; aborting all 2 ranks" in proc.stderr, proc.stderr
+    assert seconds < 60, seconds  # not a hang
 
 
 @needs_mpi
 def test_a_stalled_rank_is_a_timeout_not_a_hang():
     proc, seconds = mpirun("stall", "2", timeout=120)
-    assert proc.returncode != 0
-    assert "did not complete within 2 s" in proc.stderr
-    assert seconds < 30
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "did not complete within 2 s" in proc.stderr, proc.stderr
+    assert seconds < 30, seconds
 
 
 # -- without MPI -------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_examples_use_only_the_public_api(name):
 def test_classifier_example_learns_the_digits():
     pytest.importorskip("sklearn")
     lines = example("train_classifier.py", "--epochs", "3")
-    assert lines[0].endswith("1437 training and 360 test images")
+    assert lines[0].endswith("1437 training and 360 test images on 1 process(es)")
     assert re.fullmatch(r"test_accuracy=\d\.\d{3}", lines[-1])
     assert float(lines[-1].split("=")[1]) > 0.9  # chance is 0.1; 10 epochs reach about 0.99
 
