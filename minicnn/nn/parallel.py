@@ -15,9 +15,7 @@ so a gradient is final when it has been accumulated that many times.
 import contextlib
 import time
 
-import numpy as np
-
-from .. import autograd, distributed
+from .. import autograd, backend, distributed
 from ..tensor import Tensor
 from .module import Module
 
@@ -28,7 +26,8 @@ class _Bucket:
     def __init__(self, params):
         self.params = params
         self.sizes = [p.data.size for p in params]
-        self.buffer = np.empty(sum(self.sizes), params[0].data.dtype)
+        xp = backend.array_module(params[0].data)  # on the GPU the buckets stay there (NCCL)
+        self.buffer = xp.empty(sum(self.sizes), params[0].data.dtype)
         self.pending, self.work = 0, None
 
 
