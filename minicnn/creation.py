@@ -12,8 +12,15 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device, copy=True)
 
 
-def _shape(size):
-    return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+def _shape(size, op="zeros"):
+    """The size arguments (``2, 3`` or ``(2, 3)``) as a tuple of non-negative ints; else an error naming ``op``."""
+    shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+    for d in shape:
+        if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
+            raise TypeError(f"{op}: sizes must be integers, got {d!r} in {shape}")
+        if d < 0:
+            raise ValueError(f"{op}: negative dimension {d} in size {shape}")
+    return shape
 
 
 def _new(array, requires_grad, device):
@@ -21,15 +28,15 @@ def _new(array, requires_grad, device):
 
 
 def zeros(*size, dtype=np.float32, requires_grad=False, device="cpu"):
-    return _new(np.zeros(_shape(size), dtype), requires_grad, device)
+    return _new(np.zeros(_shape(size, "zeros"), dtype), requires_grad, device)
 
 
 def ones(*size, dtype=np.float32, requires_grad=False, device="cpu"):
-    return _new(np.ones(_shape(size), dtype), requires_grad, device)
+    return _new(np.ones(_shape(size, "ones"), dtype), requires_grad, device)
 
 
 def full(size, fill_value, dtype=np.float32, requires_grad=False, device="cpu"):
-    return _new(np.full(_shape((size,)), fill_value, dtype), requires_grad, device)
+    return _new(np.full(_shape((size,), "full"), fill_value, dtype), requires_grad, device)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
@@ -50,15 +57,15 @@ def arange(start, end=None, step=1, dtype=None, device="cpu"):
 
 
 def randn(*size, dtype=np.float32, requires_grad=False, device="cpu"):
-    return _new(generator().standard_normal(_shape(size)).astype(dtype), requires_grad, device)
+    return _new(generator().standard_normal(_shape(size, "randn")).astype(dtype), requires_grad, device)
 
 
 def rand(*size, dtype=np.float32, requires_grad=False, device="cpu"):
-    return _new(generator().random(_shape(size)).astype(dtype), requires_grad, device)
+    return _new(generator().random(_shape(size, "rand")).astype(dtype), requires_grad, device)
 
 
 def randint(low, high, size, device="cpu"):
-    return _new(generator().integers(low, high, size=_shape((size,))), False, device)
+    return _new(generator().integers(low, high, size=_shape((size,), "randint")), False, device)
 
 
 def from_numpy(array):

@@ -22,8 +22,9 @@ latter for a flat ``{name: array}`` dict (PyTorch users read it with
 import json
 import math
 import os
+import signal
 import struct
-import tempfile
+import threading
 import zipfile
 import zlib
 
@@ -77,29 +78,57 @@ def save(obj, f, format=None):
     _write(f, writer)
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived while a save was writing its temporary file."""
+
+
 def _write(f, writer):
-    """Run ``writer(fileobj)`` on a file object, or atomically on a path."""
+    """Run ``writer(fileobj)`` on a file object, or atomically on a path.
+
+    The temporary file has one name per target (``.NAME.tmp`` beside it), so a save killed
+    outright (SIGKILL) leaves at most one, which the next save of that target replaces. On
+    SIGTERM (and any error) the temporary file is removed before the signal takes its course.
+    """
     if hasattr(f, "write"):
         writer(f)
         return
     path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    tmp = os.path.join(directory, "." + os.path.basename(path) + ".tmp")
+    previous = _on_sigterm(_raise_terminated)
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask applies
         with os.fdopen(fd, "wb") as fh:
             writer(fh)
             fh.flush()
             os.fsync(fh.fileno())
-            if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; give the usual permissions
-                mask = os.umask(0)
-                os.umask(mask)
-                os.fchmod(fh.fileno(), 0o666 & ~mask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, _Terminated):  # now the signal does what it would have done
+            _on_sigterm(previous)
+            previous = None
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise InterruptedError(f"save: writing {path} was interrupted by SIGTERM; nothing was written") from None
         raise
+    finally:
+        if previous is not None:
+            _on_sigterm(previous)
     _fsync_dir(directory)
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM (main thread only; None elsewhere); returns the previous one."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:  # the process ignores SIGTERM: so does the save
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _fsync_dir(directory):

@@ -179,6 +179,10 @@ def summary(model, input_size, batch_size=1, device="cpu", optimizer="adam"):
         raise ValueError(f"summary: input_size must be positive sizes without the batch, e.g. "
                          f"(3, 224, 224); got {input_size}")
     params = list(model.parameters())
+    first_conv = next((m for m in model.modules() if hasattr(m, "in_channels")), None)
+    if first_conv is not None and len(input_size) == 2:  # (H, W): the channels were left out
+        raise ValueError(f"summary: input_size {input_size} has no channels; {type(model).__name__} takes "
+                         f"(C, H, W), e.g. ({first_conv.in_channels}, {input_size[0]}, {input_size[1]})")
     dtype = params[0].dtype if params else np.float32
     x = np.random.default_rng(0).standard_normal((1, *input_size)).astype(dtype)
     x = Tensor(backend.to_device(x, backend.normalize_device(device)))

@@ -217,7 +217,9 @@ def _table(header, rows, align):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    from .common import OneLineParser, number
+
+    parser = OneLineParser(
         prog="minicnn", description="minicnn: a from-scratch CNN engine on NumPy/numba and CuPy.",
         epilog="Run 'minicnn <command> --help' for a command's options.")
     parser.add_argument("--version", action="version", version=f"minicnn {_version()}")
@@ -233,12 +235,12 @@ def build_parser():
     p = sub.add_parser("summary", help="layer-by-layer summary of one model",
                        description="Print a model's layers, output shapes, parameters and MACs.")
     p.add_argument("name", help="model name (see 'minicnn models')")
-    p.add_argument("--input-size", type=int, nargs=3, metavar=("C", "H", "W"),
+    p.add_argument("--input-size", type=number(int, 1), nargs=3, metavar=("C", "H", "W"),
                    help="input size without the batch (default: the model's reference size, e.g. 3 224 224)")
-    p.add_argument("--batch", type=int, default=1, help="batch size for activation memory (default 1)")
-    p.add_argument("--memory-gb", type=float, default=None, metavar="G",
+    p.add_argument("--batch", type=number(int, 1), default=1, help="batch size for activation memory (default 1)")
+    p.add_argument("--memory-gb", type=number(float, above=0), default=None, metavar="G",
                    help="also report the largest training batch that fits in G GiB")
-    p.add_argument("--num-classes", type=int, default=None, help="number of output classes")
+    p.add_argument("--num-classes", type=number(int, 1), default=None, help="number of output classes")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "adam", "adamw"), default="adam",
                    help="optimizer state counted in the memory estimate (default adam)")
     p.set_defaults(func=cmd_summary)

@@ -2,6 +2,7 @@
 options and the setup and reporting around ``fit``."""
 import argparse
 import contextlib
+import math
 import os
 import sys
 import time
@@ -10,13 +11,36 @@ from .. import backend, backends, distributed, random
 from ..data import DataLoader, DistributedSampler
 
 
+def number(kind, minimum=None, above=None):
+    """An argparse type: ``kind`` (int or float), finite, >= ``minimum`` or > ``above``; anything
+    else is one line and exit 2 (argparse's own error)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not math.isfinite(value) or (minimum is not None and value < minimum) or (above is not None
+                                                                                     and value <= above):
+            bound = f">= {minimum}" if minimum is not None else f"> {above}"
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a finite number'} {bound}, "
+                                             f"got {text}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE_INT, POSITIVE, NON_NEGATIVE_INT = number(int, 1), number(float, above=0), number(int, 0)
+
+
 def common_arguments(parser, epochs, lr, batch_size):
     """Add the options every recipe has (``--epochs``, ``--device``, ``--checkpoint-dir``, ...)."""
     g = parser.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=epochs, help="number of epochs (default: %(default)s)")
-    g.add_argument("--lr", type=float, default=lr, help="peak learning rate (default: %(default)s)")
-    g.add_argument("--batch-size", type=int, default=batch_size, help="(default: %(default)s)")
-    g.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: %(default)s)")
+    g.add_argument("--epochs", type=POSITIVE_INT, default=epochs,
+                   help="number of epochs (default: " + ("the dataset's, see above)" if epochs is None else "%(default)s)"))
+    g.add_argument("--lr", type=POSITIVE, default=lr, help="peak learning rate (default: %(default)s)")
+    g.add_argument("--batch-size", type=POSITIVE_INT, default=batch_size, help="(default: %(default)s)")
+    g.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="seed of every random choice (default: %(default)s)")
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="cuda needs CuPy and an NVIDIA GPU (default: %(default)s)")
     g.add_argument("--checkpoint-dir", default=None,
@@ -29,23 +53,38 @@ def common_arguments(parser, epochs, lr, batch_size):
     g.add_argument("--quick", action="store_true",
                    help="smoke test: tiny data, 2 epochs of 3 batches (seconds; for CI)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g.add_argument("--blas-threads", type=int, default=1,
+    g.add_argument("--blas-threads", type=NON_NEGATIVE_INT, default=1,
                    help="threads for NumPy's BLAS during the run, 0 = leave as is (default: %(default)s; "
                         "needs threadpoolctl)")
     return parser
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (and exit 2), without the
+    usage block: ``--help`` shows that."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def make_parser(doc):
-    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def setup(args):
     """Check the device, seed everything, opt in to sleeping threads (``backends.tune_cpu_threads``),
     and pick the output folder (``--plot`` needs one)."""
     if args.device == "cuda" and not backend.cuda_available():
-        backend.cupy_module()  # raises with the reason (no CuPy, no GPU)
+        try:
+            backend.cupy_module()
+        except RuntimeError as e:  # no CuPy, or no GPU: the reason, in one line
+            raise SystemExit(f"error: --device cuda: {e}") from None
     if args.resume and not args.checkpoint_dir:
         sys.exit("error: --resume needs --checkpoint-dir (where the last run wrote last.ckpt)")
+    if args.checkpoint_dir and os.path.exists(args.checkpoint_dir) and not os.path.isdir(args.checkpoint_dir):
+        sys.exit(f"error: --checkpoint-dir {args.checkpoint_dir} is a file, not a folder")
+    if args.resume and not os.path.isfile(os.path.join(args.checkpoint_dir, "last.ckpt")):
+        sys.exit(f"error: --resume: no checkpoint to resume from at {os.path.join(args.checkpoint_dir, 'last.ckpt')}")
     random.manual_seed(args.seed)
     backends.tune_cpu_threads()
     args.parallel = launched_by_mpi()
@@ -122,10 +161,12 @@ def _gradient_plotter(args, model):
 
 def run_fit(fit, *a, **kw):
     """``fit`` that turns a diverged run into a one-line error and exit status 1."""
-    from ..train.loop import TrainingDiverged
+    from ..train.loop import ResumeError, TrainingDiverged
 
     try:
         return fit(*a, **kw)
+    except ResumeError as e:
+        sys.exit(f"error: {e}")
     except TrainingDiverged as e:
         if distributed.get_world_size() > 1:  # the other ranks may wait for this one: end them too
             print(f"error: {e}", file=sys.stderr)

@@ -23,8 +23,8 @@ from ..metrics import Accuracy, TopKAccuracy
 from ..models.resnet import BasicBlock, conv1x1, conv3x3
 from ..nn import init
 from ..train import evaluate, fit
-from .common import (blas_threads, common_arguments, data_parallel, fit_kwargs, make_parser, maybe_plot, run_fit,
-                            setup)
+from .common import (POSITIVE_INT, blas_threads, common_arguments, data_parallel, fit_kwargs, make_parser,
+                     maybe_plot, run_fit, setup)
 
 # epochs by dataset when --epochs is not given
 DEFAULT_EPOCHS = {"digits": 10, "shapes": 8, "mnist": 3, "cifar10": 30}
@@ -114,6 +114,11 @@ class _Augmented:
 def build_model(name, in_channels, num_classes, width, image_size):
     if name == "small_resnet":  # images above 16 pixels: halve them in the stem, where it costs least
         return SmallResNet(in_channels, num_classes, width, stem_stride=2 if image_size > 16 else 1)
+    if name not in models.list_models():
+        try:
+            models.get_model(name)
+        except ValueError as e:  # unknown: the registry's message, with its suggestions
+            raise SystemExit(f"error: --model: {e}") from None
     try:
         return models.get_model(name, num_classes=num_classes, in_channels=in_channels)
     except TypeError:  # the model has a fixed 3-channel input
@@ -129,7 +134,7 @@ def build_parser():
                         "with MNIST IDX files or CIFAR-10 python batches")
     p.add_argument("--model", default="small_resnet",
                    help="'small_resnet' or a name from minicnn.models.list_models() (default: %(default)s)")
-    p.add_argument("--width", type=int, default=32, help="SmallResNet's first-stage width (default: %(default)s)")
+    p.add_argument("--width", type=POSITIVE_INT, default=32, help="SmallResNet's first-stage width (default: %(default)s)")
     common_arguments(p, epochs=None, lr=3e-3, batch_size=64)
     return p
 

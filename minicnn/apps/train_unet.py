@@ -23,8 +23,8 @@ from ..metrics import SegmentationMetrics
 from ..nn import functional as F
 from ..tensor import Tensor
 from ..train import evaluate, fit
-from .common import (blas_threads, common_arguments, data_parallel, fit_kwargs, make_parser, maybe_plot, run_fit,
-                            setup)
+from .common import (POSITIVE_INT, blas_threads, common_arguments, data_parallel, fit_kwargs, make_parser,
+                     maybe_plot, number, run_fit, setup)
 
 # class colours of the saved masks: black background, then red, green, blue, ...
 PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [255, 225, 25], [145, 30, 180],
@@ -34,9 +34,9 @@ PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [255
 def segmentation_arguments(p, epochs, lr, batch_size):
     p.add_argument("--data", default="shapes", help="'shapes' (generated) or a folder with images/ and masks/ "
                                                    "PNGs, all of one size (default: %(default)s)")
-    p.add_argument("--num-classes", type=int, default=None, help="classes in --data DIR masks (incl. background)")
-    p.add_argument("--train-size", type=int, default=2000, help="generated training images (default: %(default)s)")
-    p.add_argument("--image-size", type=int, default=64, help="generated image size (default: %(default)s)")
+    p.add_argument("--num-classes", type=number(int, 2), default=None, help="classes in --data DIR masks (incl. background)")
+    p.add_argument("--train-size", type=POSITIVE_INT, default=2000, help="generated training images (default: %(default)s)")
+    p.add_argument("--image-size", type=POSITIVE_INT, default=64, help="generated image size (default: %(default)s)")
     p.add_argument("--out", default=None, help="the image | truth | prediction PNG (default: "
                                                "CHECKPOINT_DIR/predictions.png, else runs/<recipe>_predictions.png)")
     common_arguments(p, epochs=epochs, lr=lr, batch_size=batch_size)
@@ -156,10 +156,10 @@ def train_segmentation(args, model, name, class_weight=None):
 
 def build_parser():
     p = make_parser(__doc__)
-    p.add_argument("--width", type=int, default=8, help="channels of the first level (default: %(default)s; "
+    p.add_argument("--width", type=POSITIVE_INT, default=8, help="channels of the first level (default: %(default)s; "
                                                         "the paper: 64)")
     p.add_argument("--full-width", action="store_true", help="the paper's widths, 64 to 512 (same as --width 64)")
-    p.add_argument("--depth", type=int, default=4, help="levels, i.e. poolings + 1 (default: %(default)s)")
+    p.add_argument("--depth", type=POSITIVE_INT, default=4, help="levels, i.e. poolings + 1 (default: %(default)s)")
     return segmentation_arguments(p, epochs=6, lr=3e-3, batch_size=8)
 
 

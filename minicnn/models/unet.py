@@ -117,7 +117,29 @@ class UNet(nn.Module):
                 init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                 init.zeros_(m.bias)
 
+    def accepts(self, size):
+        """Whether a side of ``size`` pixels works: with valid convolutions each level's two 3x3
+        convolutions take 4 pixels and the 2x2 pool needs an even size; with same padding every
+        pool needs an even size."""
+        depth, shrink = len(self.down), 4 if self.down[0].conv1.padding == (0, 0) else 0
+        for level in range(depth):
+            size -= shrink
+            if size < 1 or (level < depth - 1 and size % 2):
+                return False
+            size //= 2 if level < depth - 1 else 1
+        return True
+
+    def _check_size(self, x):
+        for side in x.shape[-2:]:
+            if not self.accepts(side):
+                below = next((s for s in range(side - 1, 0, -1) if self.accepts(s)), None)
+                above = next(s for s in range(side + 1, side + 2 ** len(self.down) * 8) if self.accepts(s))
+                nearest = f"{below} or {above}" if below else f"{above}"
+                raise ValueError(f"UNet (depth {len(self.down)}): an input side of {side} pixels does not pool evenly "
+                                 f"at every level (input {tuple(x.shape)}); the nearest sizes that do: {nearest}")
+
     def forward(self, x):
+        self._check_size(x)
         skips = []
         for i, block in enumerate(self.down):
             if i:

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from ..geometry import pair
+from ..geometry import at_least, pair
 from ..ops.conv import conv2d, conv_transpose2d
 from ..ops.shape import pad
 from . import init
@@ -19,6 +19,9 @@ class _ConvBase(Module):
     def __init__(self, name, in_channels, out_channels, kernel_size, stride, padding, dilation, transposed,
                  output_padding, groups, bias, padding_mode, device, dtype):
         super().__init__()
+        for what, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}: {what} must be a positive integer, got {value!r}")
         if not isinstance(groups, (int, np.integer)) or groups < 1:
             raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
         if in_channels % groups:
@@ -28,8 +31,9 @@ class _ConvBase(Module):
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.dilation = (pair(kernel_size, "kernel_size", name), pair(stride, "stride", name),
-                                                        pair(dilation, "dilation", name))
+        self.kernel_size = at_least(pair(kernel_size, "kernel_size", name), 1, "kernel_size", name)
+        self.stride = at_least(pair(stride, "stride", name), 1, "stride", name)
+        self.dilation = at_least(pair(dilation, "dilation", name), 1, "dilation", name)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{name}: padding must be 'same', 'valid', an int or a pair, got {padding!r}")
@@ -38,7 +42,7 @@ class _ConvBase(Module):
                                  f"(stride {self.stride})")
             self.padding = padding
         else:
-            self.padding = pair(padding, "padding", name)
+            self.padding = at_least(pair(padding, "padding", name), 0, "padding", name)
         self.output_padding, self.transposed = pair(output_padding, "output_padding", name), transposed
         self.groups, self.padding_mode = groups, padding_mode
         dtype = np.float32 if dtype is None else dtype

@@ -15,6 +15,9 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        for what, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Linear: {what} must be a non-negative integer, got {value!r}")
         self.in_features, self.out_features = in_features, out_features
         dtype = np.float32 if dtype is None else dtype
         self.weight = Parameter(np.empty((out_features, in_features), dtype))

@@ -259,6 +259,9 @@ class Module:
         identity (optimizers still hold them). With ``strict``, missing or unexpected
         keys raise; a shape mismatch always raises. Returns (missing_keys, unexpected_keys).
         """
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"load_state_dict: expected a mapping of names to arrays (a dict, as state_dict() "
+                            f"returns), got {type(state_dict).__name__}")
         own = OrderedDict(self._state_entries())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]

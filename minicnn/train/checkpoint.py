@@ -8,7 +8,7 @@ loader that owns its generator, the epoch number and the history so far.
 """
 import os
 
-from .. import random
+from .. import backend, random
 from ..serialization import load, save
 
 FORMAT = "minicnn-training-checkpoint"
@@ -28,8 +28,24 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, train_loader=No
         "history": list(history),
         "extra": extra,
     }
+    bad = non_finite(state)
+    if bad:
+        raise ValueError(f"save_checkpoint: refusing to write {path}: {len(bad)} non-finite array(s), e.g. "
+                         f"{', '.join(bad[:3])}")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     save(state, path)
+
+
+def non_finite(obj, prefix=""):
+    """Paths ("model/fc.weight", ...) of the floating-point arrays in ``obj`` that hold nan or inf."""
+    if isinstance(obj, dict):
+        return [p for k, v in obj.items() for p in non_finite(v, f"{prefix}{k}/")]
+    if isinstance(obj, (list, tuple)):
+        return [p for i, v in enumerate(obj) for p in non_finite(v, f"{prefix}{i}/")]
+    array = getattr(obj, "data", obj) if hasattr(obj, "numpy") else obj
+    if hasattr(array, "dtype") and array.dtype.kind in "fc" and not bool(backend.array_module(array).isfinite(array).all()):
+        return [prefix.rstrip("/")]
+    return []
 
 
 def load_checkpoint(path, model, optimizer=None, scheduler=None, train_loader=None):

@@ -22,13 +22,18 @@ import numpy as np
 from .. import autograd, distributed
 from ..nn.utils import clip_grad_norm_
 from ..tensor import Tensor
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, non_finite, save_checkpoint
 from .history import write_history
 from .progress import progress
 
 
+class ResumeError(ValueError):
+    """The checkpoint to resume from cannot be read, or does not fit the model."""
+
+
 class TrainingDiverged(RuntimeError):
-    """The loss became nan or inf; the run stopped without writing a checkpoint of that epoch."""
+    """The loss, or the model's or optimizer's state, became nan or inf; the run stopped without
+    writing a checkpoint of that epoch."""
 
 
 def _to(batch, device):
@@ -113,13 +118,20 @@ def fit(model, optimizer, train_loader, val_loader=None, epochs=1, loss_fn=None,
     ckpt = os.path.join(checkpoint_dir, "last.ckpt") if checkpoint_dir else None
     if checkpoint_dir and main:
         os.makedirs(checkpoint_dir, exist_ok=True)
-    history, start = [], 1
+    history, start, last_saved = [], 1, None  # last_saved: the epoch in ckpt that this run wrote or resumed
     if resume:
         if ckpt is None:
             raise ValueError("fit: resume=True needs a checkpoint_dir")
         if os.path.exists(ckpt):  # every rank reads rank 0's checkpoint
-            state = load_checkpoint(ckpt, saved, optimizer, scheduler, train_loader)
+            try:
+                state = load_checkpoint(ckpt, saved, optimizer, scheduler, train_loader)
+            except (ValueError, KeyError, TypeError, OSError, RuntimeError) as e:
+                lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+                detail = lines[0] if len(lines) == 1 else lines[1] + (
+                    f" (and {len(lines) - 2} more)" if len(lines) > 2 else "")  # one line: the first problem
+                raise ResumeError(f"cannot resume from {ckpt}: {detail}") from e
             history, start = list(state["history"]), int(state["epoch"]) + 1
+            last_saved = int(state["epoch"])
             log(f"resumed from {ckpt} after epoch {state['epoch']}")
         else:
             log(f"no checkpoint at {ckpt}; starting from scratch")
@@ -145,8 +157,7 @@ def fit(model, optimizer, train_loader, val_loader=None, epochs=1, loss_fn=None,
                 loss = loss_fn(out, y)
                 value = loss.item()
                 if not math.isfinite(value):
-                    where = (f"the last good checkpoint is {ckpt} (epoch {epoch - 1})"
-                             if ckpt and os.path.exists(ckpt) else "no checkpoint was written")
+                    where = _last_good(ckpt, last_saved)
                     raise TrainingDiverged(
                         f"training stopped: the loss is {value} at epoch {epoch}, batch {b + 1}; {where}. "
                         "Try a smaller learning rate, gradient clipping (clip_grad_norm) or check the data for nan/inf."
@@ -166,6 +177,13 @@ def fit(model, optimizer, train_loader, val_loader=None, epochs=1, loss_fn=None,
         finally:
             bar.close()
             batches.close()  # stops a prefetch thread at once, also when the loss diverged
+        bad = non_finite({"model": saved.state_dict(), "optimizer": optimizer.state_dict()})
+        if bad:  # a finite loss can still come with a gradient or an update that is not
+            where = _last_good(ckpt, last_saved)
+            raise TrainingDiverged(
+                f"training stopped: after epoch {epoch}, {len(bad)} array(s) of the model and optimizer hold nan "
+                f"or inf (e.g. {', '.join(bad[:3])}); {where}. Try a smaller learning rate or gradient clipping "
+                "(clip_grad_norm).")
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": total / max(count, 1)}
         for m in metrics:
             row.update({f"train_{k}": v for k, v in m.compute().items()})
@@ -186,9 +204,17 @@ def fit(model, optimizer, train_loader, val_loader=None, epochs=1, loss_fn=None,
         if checkpoint_dir and main:
             save_checkpoint(ckpt, saved, optimizer, scheduler, train_loader, epoch, history)
             write_history(history, checkpoint_dir)
+            last_saved = epoch
         if world > 1:
             distributed.barrier()  # no rank runs ahead of the checkpoint it would resume from
     return history
+
+
+def _last_good(ckpt, epoch):
+    """Where a diverged run can be resumed from (every checkpoint written is finite)."""
+    if ckpt is None or epoch is None:
+        return "no checkpoint was written"
+    return f"the last good checkpoint is {ckpt} (epoch {epoch})"
 
 
 def _mean_over_ranks(row):
