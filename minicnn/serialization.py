@@ -228,9 +228,23 @@ def load(f, format=None):
     """
     name = _name(f)
     if hasattr(f, "read"):
-        return _load_fileobj(f, name, format)
+        return _guarded(f, name, format)
     with open(f, "rb") as fh:
+        return _guarded(fh, name, format)
+
+
+# what a crafted file can provoke in zipfile, pickle, json and numpy, beyond their own errors
+_HOSTILE = (MemoryError, OverflowError, RecursionError, NotImplementedError, RuntimeError, OSError, EOFError,
+            zipfile.BadZipFile, zlib.error, struct.error, UnicodeDecodeError, IndexError, KeyError, TypeError)
+
+
+def _guarded(fh, name, format):
+    try:
         return _load_fileobj(fh, name, format)
+    except CheckpointError:
+        raise
+    except _HOSTILE as e:
+        raise CheckpointError(f"{name}: cannot be read ({type(e).__name__}: {str(e)[:200] or 'no details'})") from None
 
 
 def _load_fileobj(fh, name, format):
@@ -285,10 +299,14 @@ def _read_npz(fh, name):
     try:
         with zipfile.ZipFile(fh) as zf:
             members = set(zf.namelist())
-            if STRUCTURE_MEMBER not in members:  # a plain np.savez archive
+            if STRUCTURE_MEMBER not in members:  # a plain np.savez archive: .npy members only
                 arrays = [m for m in zf.namelist() if m.endswith(".npy")]
                 if members and not arrays:
                     raise CheckpointError(f"{name}: a zip archive without .npy arrays: not a minicnn or NumPy .npz file")
+                others = sorted(members - set(arrays))
+                if others:
+                    raise CheckpointError(f"{name}: no {STRUCTURE_MEMBER} but a member {others[0]!r} that is not an "
+                                          f"array: a damaged minicnn checkpoint?")
                 return {m[:-4]: _read_member(zf, m, name) for m in arrays}
             try:
                 header = json.loads(zf.read(STRUCTURE_MEMBER).decode("utf-8"))
@@ -308,7 +326,17 @@ def _read_npz(fh, name):
 
 
 def _read_member(zf, member, name):
+    """The array in .npy member ``member``, after checking that the size its header declares is
+    the size of the member (a compressed member inflates to no more than its array)."""
     try:
+        with zf.open(member) as m:
+            version = np.lib.format.read_magic(m)
+            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = header(m)
+            need = math.prod(shape) * dtype.itemsize
+            if dtype.hasobject or m.tell() + need != zf.getinfo(member).file_size:
+                raise ValueError(f"its header declares {dtype} {shape} ({need} bytes), the member holds "
+                                 f"{zf.getinfo(member).file_size - m.tell()} bytes of data")
         with zf.open(member) as m:
             return np.lib.format.read_array(m, allow_pickle=False)
     except ValueError as e:  # bad .npy header, object arrays, short data

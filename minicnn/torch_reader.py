@@ -20,9 +20,12 @@ storage types, dtypes, ``collections.OrderedDict`` and a few harmless builtins.
 Our rebuilders build NumPy arrays; everything else is refused before it runs.
 """
 import collections
+import functools
 import math
+import os
 import pickle
 import struct
+import types
 import zipfile
 import zlib
 
@@ -129,6 +132,11 @@ def _tensor(storage, offset, size, stride, dtype, where):
     if dtype.np is None:
         return bf16_to_float32(view.astype(np.dtype("=u2")))
     native = stored.newbyteorder("=")
+    if math.prod(size) > n:  # an expanded tensor (stride 0): kept as a read-only view, not materialised
+        view = view.view(native) if stored.isnative else np.lib.stride_tricks.as_strided(
+            flat.astype(native)[offset:], shape=size, strides=[st * dtype.itemsize for st in stride])
+        view.flags.writeable = False
+        return view
     return view.view(native) if stored.isnative else view.astype(native)
 
 
@@ -153,7 +161,10 @@ class _Unpickler(pickle.Unpickler):
                 f"{self.name}: refusing to load: the pickle asks for the global '{module}.{name}', which is not "
                 f"a tensor record; minicnn loads only tensors, numbers, strings and containers and never runs "
                 f"code from a file{hint}")
-        return make(self, module, name)
+        made = make(self, module, name)
+        # a file's BUILD opcode may set attributes (even __defaults__) on what this returns:
+        # hand out a fresh wrapper, never one of minicnn's own functions
+        return functools.partial(made) if isinstance(made, types.FunctionType) else made
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
@@ -253,13 +264,16 @@ _ALLOWED = {
     ("torch", "Size"): _constant(lambda dims=(): tuple(dims)),
     ("torch", "device"): _constant(_device),
     ("collections", "OrderedDict"): _constant(collections.OrderedDict),
-    ("builtins", "set"): _constant(set),
-    ("builtins", "frozenset"): _constant(frozenset),
+
     ("_codecs", "encode"): _call(_codecs_encode),
     ("numpy", "dtype"): _call(_NumpyDType),
     ("numpy.core.multiarray", "scalar"): _call(_numpy_scalar),
     ("numpy._core.multiarray", "scalar"): _call(_numpy_scalar),
 }
+for _module in ("builtins", "__builtin__"):  # protocol 2 spells the builtins module the Python 2 way
+    for _builtin in (set, frozenset, bytearray, complex, range, slice):
+        _ALLOWED[(_module, _builtin.__name__)] = _constant(_builtin)
+_ALLOWED[("__builtin__", "xrange")] = _constant(range)
 for _s in _STORAGE_DTYPES:
     _ALLOWED[("torch", _s)] = lambda up, m, n: _StorageType(n)
     _ALLOWED[("torch.storage", _s)] = lambda up, m, n: _StorageType(n)
@@ -305,8 +319,14 @@ def _read_zip(fh, name):
             member = f"{prefix}data/{key}"
             if member not in names:
                 raise CheckpointError(f"{name}: storage {key!r} is missing from the archive")
+            info, need = zf.getinfo(member), numel * (dtype.itemsize or 1)
+            if info.compress_type != zipfile.ZIP_STORED:  # torch.save never compresses; a bomb might
+                raise CheckpointError(f"{name}: storage {key!r} is compressed (torch.save writes storages "
+                                      f"uncompressed); refusing to inflate it")
+            if info.file_size < need:
+                raise CheckpointError(f"{name}: storage {key!r} has {info.file_size} bytes, "
+                                      f"expected {need} ({numel} x {dtype.name}); truncated file?")
             data = zf.read(member)
-            need = numel * (dtype.itemsize or 1)
             if len(data) < need:
                 raise CheckpointError(f"{name}: storage {key!r} has {len(data)} bytes, "
                                       f"expected {need} ({numel} x {dtype.name}); truncated file?")
@@ -335,6 +355,12 @@ def _read_legacy(fh, name):
 
     _Unpickler(fh, name, record).load()
     keys = load_plain()
+    here = fh.tell()
+    size = fh.seek(0, os.SEEK_END)
+    fh.seek(here)
+
+    def remaining():
+        return size - fh.tell()
     raws = {}
     for key in keys:
         key = str(key)
@@ -345,6 +371,9 @@ def _read_legacy(fh, name):
             raise CheckpointError(f"{name}: truncated before the data of storage {key!r}")
         (count,) = struct.unpack(">q" if big_endian else "<q", head)
         nbytes = count * (dtypes[key].itemsize or 1)
+        if nbytes > remaining():  # read nothing that is not there (a lying count would allocate it)
+            raise CheckpointError(f"{name}: storage {key!r} declares {count} elements ({nbytes} bytes), "
+                                  f"but only {remaining()} bytes are left in the file")
         data = fh.read(nbytes) if count >= 0 else b""
         if count < 0 or len(data) != nbytes:
             raise CheckpointError(f"{name}: truncated data for storage {key!r} "

@@ -167,3 +167,131 @@ def test_api_mistakes_name_the_op_and_the_values(make, error, message):
 def test_unet_names_the_sizes_it_takes():
     assert [s for s in range(550, 600) if models.unet().accepts(s)] == [556, 572, 588]
     assert [s for s in range(250, 270) if models.unet_same().accepts(s)] == [256]
+
+
+# -- untrusted files: a CheckpointError naming the file, and nothing else ------------------------
+# The loader's promise: a file can make mc.load raise CheckpointError (naming the file and the
+# problem) and nothing else: no code runs, no memory or disk beyond what its real contents need.
+
+import collections  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import pickle  # noqa: E402
+import struct  # noqa: E402
+import zipfile  # noqa: E402
+
+from minicnn.serialization import CheckpointError  # noqa: E402
+from minicnn.torch_reader import _device  # noqa: E402 (checked to stay untouched by a hostile BUILD)
+from test_serialization import FakeStorage, FakeTensor, fake_torch, write_torch_legacy, write_torch_zip  # noqa: E402,F401
+
+
+def test_a_legacy_storage_that_declares_terabytes_is_refused_before_reading(tmp_path, fake_torch):
+    path = tmp_path / "bomb.pth"
+    write_torch_legacy(path, {"w": FakeTensor(FakeStorage("0", np.ones(3, np.float32)), 0, (3,), (1,))}, fake_torch)
+    data = bytearray(path.read_bytes())
+    at = data.rindex(struct.pack("<q", 3))
+    data[at:at + 8] = struct.pack("<q", 2 ** 40)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"bomb.pth: storage '0' declares 1099511627776 elements .* only \d+ "
+                                              r"bytes are left"):
+        mc.load(str(path))
+
+
+def test_a_compressed_torch_storage_is_refused(tmp_path, fake_torch):
+    path = tmp_path / "deflate.pth"
+    write_torch_zip(path, {"w": FakeTensor(FakeStorage("0", np.zeros(2 ** 16, np.float32)), 0, (2 ** 16,), (1,))},
+                    fake_torch)
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp_path / "z.pth", "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename),
+                         zipfile.ZIP_DEFLATED if "/data/" in info.filename else zipfile.ZIP_STORED)
+    with pytest.raises(CheckpointError, match=r"z.pth: storage '0' is compressed .* refusing to inflate it"):
+        mc.load(str(tmp_path / "z.pth"))
+
+
+def _npz_with_member(path, name, payload, compress=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(name, payload, compress)
+
+
+def test_npy_members_whose_header_lies_about_their_size_are_refused(tmp_path):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (2 ** 38,)})
+    _npz_with_member(tmp_path / "tib.npz", "w.npy", buf.getvalue() + b"\0" * 64)  # declares 1 TiB
+    with pytest.raises(CheckpointError, match=r"tib.npz: member w.npy .* declares float32 \(274877906944,\)"):
+        mc.load(str(tmp_path / "tib.npz"))
+    small = io.BytesIO()
+    np.lib.format.write_array_header_1_0(small, {"descr": "<f4", "fortran_order": False, "shape": (4,)})
+    _npz_with_member(tmp_path / "inflate.npz", "w.npy", small.getvalue() + b"\0" * 2 ** 24, zipfile.ZIP_DEFLATED)
+    with pytest.raises(CheckpointError, match=r"inflate.npz: member w.npy .* declares float32 \(4,\) \(16 bytes\)"):
+        mc.load(str(tmp_path / "inflate.npz"))
+
+
+def test_an_expanded_tensor_loads_as_a_view_and_convert_refuses_to_write_it_out(tmp_path, fake_torch, capsys):
+    path = tmp_path / "expand.pth"
+    storage = FakeStorage("0", np.arange(4, dtype=np.float32))
+    write_torch_zip(path, {"w": FakeTensor(storage, 0, (4, 10 ** 6, 10 ** 3), (1, 0, 0))}, fake_torch)
+    w = mc.load(str(path))["w"]
+    assert w.shape == (4, 10 ** 6, 10 ** 3) and not w.flags.writeable and w[3, 5, 7] == 3.0  # no 16 GB in memory
+    assert cli(["convert", str(path), str(tmp_path / "out.npz")]) == 2
+    assert "would become 16,000,000,000 bytes of arrays" in capsys.readouterr().err
+    assert not (tmp_path / "out.npz").exists() and glob.glob(str(tmp_path / ".*")) == []
+
+
+def test_deep_or_damaged_structure_entries_are_checkpoint_errors(tmp_path):
+    target = tmp_path / "deep.npz"
+    mc.save({"a": np.zeros(2)}, str(target))
+    with zipfile.ZipFile(target) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    header = json.loads(members["__minicnn__.json"])
+    deep = json.dumps(dict(header, root=None)).replace("null", "[" * 5000 + "]" * 5000)
+    with zipfile.ZipFile(target, "w") as zf:
+        for n, data in members.items():
+            zf.writestr(n, deep if n == "__minicnn__.json" else data)
+    with pytest.raises(CheckpointError, match=r"deep.npz: cannot be read \(RecursionError"):
+        mc.load(str(target))
+    flipped = tmp_path / "flipped.npz"
+    mc.save({"epoch": 3, "a": np.zeros(2)}, str(flipped))
+    flipped.write_bytes(flipped.read_bytes().replace(b"__minicnn__.json", b"__minicnn__.jsoN"))
+    with pytest.raises(CheckpointError, match=r"no __minicnn__.json but a member '__minicnn__.jsoN'"):
+        mc.load(str(flipped))
+
+
+def test_sets_and_other_plain_builtins_of_protocol_2_load(tmp_path):
+    obj = {"set": {1, 2}, "frozen": frozenset({3}), "bytes": bytearray(b"ab"), "complex": 1 + 2j,
+           "range": range(3), "slice": slice(1, 5, 2)}
+    data = pickle.dumps(obj, protocol=2)
+    assert b"__builtin__" in data  # protocol 2 names the Python 2 module
+    path = tmp_path / "plain.pth"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", data)
+    assert mc.load(str(path)) == obj
+
+
+def test_a_build_opcode_cannot_change_the_loaders_own_helpers(tmp_path):
+    defaults = _device.__defaults__
+    # GLOBAL torch.device, then BUILD with a slot state that would set __defaults__ on what it got
+    evil = (b"\x80\x02ctorch\ndevice\nq\x00N}q\x01X\x0c\x00\x00\x00__defaults__q\x02X\x04\x00\x00\x00evilq\x03"
+            b"\x85q\x04s\x86q\x05b.")
+    path = tmp_path / "evil.pth"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", evil)
+    try:
+        mc.load(str(path))
+    except CheckpointError:
+        pass
+    assert _device.__defaults__ == defaults
+
+
+def test_info_lists_a_pickle_of_shared_lists_once(tmp_path, capsys):
+    """A 700-byte pickle whose lists share one another 30 levels deep: 2**30 paths, walked once each."""
+    shared = [np.float64(1.0)]
+    for _ in range(30):
+        shared = [shared, shared]
+    path = tmp_path / "dag.pth"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps(shared, protocol=2))
+    start = time.monotonic()
+    assert cli(["info", str(path)]) == 0
+    assert time.monotonic() - start < 10
+    assert "<shared, listed above>" in capsys.readouterr().out

@@ -134,15 +134,23 @@ def cmd_explain(args):
 # -- checkpoints --------------------------------------------------------------------------------
 
 
-def _walk(obj, path=()):
-    """(path, leaf) pairs of a loaded checkpoint, depth first, in order."""
+def _walk(obj, path=(), seen=None):
+    """(path, leaf) pairs of a loaded checkpoint, depth first, in order. A container met again
+    (a pickle may share one list in many places, or nest it in itself) is listed once, as a
+    reference, so that the walk stays linear in the file's size."""
+    seen = set() if seen is None else seen
+    if isinstance(obj, (dict, list, tuple)):
+        if id(obj) in seen:
+            yield path, "<shared, listed above>"
+            return
+        seen.add(id(obj))
     if isinstance(obj, dict):
         for k, v in obj.items():
-            yield from _walk(v, path + (k,))
+            yield from _walk(v, path + (k,), seen)
     elif isinstance(obj, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) or hasattr(v, "shape")
                                                for v in obj):
         for i, v in enumerate(obj):
-            yield from _walk(v, path + (i,))
+            yield from _walk(v, path + (i,), seen)
     else:
         yield path, obj
 
@@ -159,6 +167,11 @@ def _pick(obj, key, filename):
     return obj
 
 
+# convert writes at most this many times its input's size (plus the slack): a legitimate checkpoint
+# grows only by format overhead, while a crafted one can expand a few bytes into terabytes
+CONVERT_GROWTH, CONVERT_SLACK = 16, 64 * 2**20
+
+
 def cmd_convert(args):
     from ..serialization import load, save
 
@@ -170,6 +183,12 @@ def cmd_convert(args):
             raise CommandError("--strip-prefix needs a dict of arrays (use --key to pick one)")
         p = args.strip_prefix
         obj = {(k[len(p):] if isinstance(k, str) and k.startswith(p) else k): v for k, v in obj.items()}
+    writes = sum(int(v.nbytes) for _, v in _walk(obj) if hasattr(v, "nbytes"))
+    limit = CONVERT_GROWTH * os.path.getsize(args.input) + CONVERT_SLACK
+    if writes > limit:  # expanded (stride-0) tensors would be written out in full
+        raise CommandError(f"{args.input} would become {writes:,} bytes of arrays, more than {CONVERT_GROWTH}x the "
+                           f"file ({os.path.getsize(args.input):,} bytes): it holds expanded tensors; refusing to "
+                           f"write them out")
     save(obj, args.output, format=args.format)
     arrays = [(p, v) for p, v in _walk(obj) if hasattr(v, "shape")]
     total = sum(int(v.size) for _, v in arrays)
@@ -185,7 +204,11 @@ def cmd_info(args):
     fmt = args.format or detect_format(args.file)
     obj = load(args.file, format=fmt)
     rows, scalars, total, nbytes = [], [], 0, 0
-    for path, v in _walk(obj):
+    try:
+        leaves = list(_walk(obj))
+    except RecursionError:
+        raise CommandError(f"{args.file}: its structure is nested too deeply to list") from None
+    for path, v in leaves:
         name = "/".join(map(str, path)) or "(root)"
         if isinstance(v, np.ndarray):
             rows.append((name, str(v.dtype), str(v.shape), f"{v.size:,}"))
