@@ -295,3 +295,32 @@ def test_info_lists_a_pickle_of_shared_lists_once(tmp_path, capsys):
     assert cli(["info", str(path)]) == 0
     assert time.monotonic() - start < 10
     assert "<shared, listed above>" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("layout", ["zip", "legacy"])
+def test_pickle_lengths_beyond_the_file_are_checkpoint_errors(tmp_path, layout):
+    """BINBYTES8 and FRAME opcodes that declare 8 GiB and 1 TiB in a file of a few bytes."""
+    for length in (2 ** 33, 2 ** 40):
+        payloads = [b"\x80\x04\x8e" + struct.pack("<Q", length) + b"abc",   # BINBYTES8
+                    b"\x80\x04\x95" + struct.pack("<Q", length) + b"N."]    # FRAME
+        for payload in payloads:
+            path = tmp_path / f"{layout}.pth"
+            if layout == "zip":
+                with zipfile.ZipFile(path, "w") as zf:
+                    zf.writestr("archive/data.pkl", payload)
+            else:
+                path.write_bytes(payload)
+            start = time.monotonic()
+            with pytest.raises(CheckpointError, match=f"{layout}.pth"):
+                mc.load(str(path))
+            assert time.monotonic() - start < 5
+
+
+def test_convert_refuses_a_structure_that_is_not_a_tree(tmp_path, capsys):
+    loop = []
+    loop.append(loop)
+    path = tmp_path / "loop.pth"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps({"a": loop}, protocol=2))
+    assert cli(["convert", str(path), str(tmp_path / "out.npz")]) == 2
+    assert "cannot be converted" in capsys.readouterr().err

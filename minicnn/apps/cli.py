@@ -183,12 +183,18 @@ def cmd_convert(args):
             raise CommandError("--strip-prefix needs a dict of arrays (use --key to pick one)")
         p = args.strip_prefix
         obj = {(k[len(p):] if isinstance(k, str) and k.startswith(p) else k): v for k, v in obj.items()}
-    writes = sum(int(v.nbytes) for _, v in _walk(obj) if hasattr(v, "nbytes"))
+    try:
+        writes = sum(int(v.nbytes) for _, v in _walk(obj) if hasattr(v, "nbytes"))
+    except RecursionError:
+        raise CommandError(f"{args.input}: its structure is nested too deeply to convert") from None
     limit = CONVERT_GROWTH * os.path.getsize(args.input) + CONVERT_SLACK
     if writes > limit:  # expanded (stride-0) tensors would be written out in full
         raise CommandError(f"{args.input} would become {writes:,} bytes of arrays, more than {CONVERT_GROWTH}x the "
                            f"file ({os.path.getsize(args.input):,} bytes): it holds expanded tensors; refusing to "
                            f"write them out")
+    if any(isinstance(v, str) and v == "<shared, listed above>" for _, v in _walk(obj)):
+        raise CommandError(f"{args.input}: containers that contain themselves or appear in several places cannot "
+                           "be converted (minicnn's format holds trees)")
     save(obj, args.output, format=args.format)
     arrays = [(p, v) for p, v in _walk(obj) if hasattr(v, "shape")]
     total = sum(int(v.size) for _, v in arrays)
