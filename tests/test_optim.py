@@ -459,3 +459,77 @@ def test_fused_sgd_takes_the_numpy_path_for_other_arrays():
     np.testing.assert_array_equal(p, 1)
     assert sgd_step(p, np.ones((4, 4), np.float32), None, 0.5, 0, 0, 0, False, False)
     np.testing.assert_array_equal(p, 0.5)
+
+
+# -- schedules added for PyTorch's classic scripts (their formulas written out here) ------------
+
+def _sgd(lr=0.1):
+    import minicnn.nn as nn
+    return optim.SGD(nn.Linear(2, 2).parameters(), lr=lr, momentum=0.9)
+
+
+def _trace(opt, sched, steps, key="lr", metrics=None):
+    values = [opt.param_groups[0][key]]
+    for i in range(steps):
+        opt.step()
+        sched.step() if metrics is None else sched.step(metrics[i])
+        values.append(opt.param_groups[0][key])
+    return values
+
+
+def test_one_cycle_follows_its_two_cosine_phases():
+    opt = _sgd()
+    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=10)
+    lrs = _trace(opt, sched, 9)
+    cos = lambda a, b, p: b + (a - b) / 2 * (math.cos(math.pi * p) + 1)  # noqa: E731
+    start, low = 1.0 / 25, 1.0 / 25 / 1e4
+    want = [cos(start, 1.0, t / 2) for t in range(3)] + [cos(1.0, low, (t - 2) / 7) for t in range(3, 10)]
+    np.testing.assert_allclose(lrs, want, rtol=1e-12)
+    moms = _trace(*(lambda o: (o, optim.lr_scheduler.OneCycleLR(o, 1.0, total_steps=10)))(_sgd()), 9, "momentum")
+    assert moms[0] == 0.95 and moms[2] == pytest.approx(0.85) and moms[-1] == pytest.approx(0.95)
+    with pytest.raises(ValueError, match="stepped 11 times, but total_steps is 10"):
+        sched.step()
+    adam = optim.Adam(_sgd().param_groups[0]["params"], lr=0.1)
+    optim.lr_scheduler.OneCycleLR(adam, max_lr=0.5, epochs=2, steps_per_epoch=3)
+    assert adam.param_groups[0]["betas"][0] == 0.95 and adam.param_groups[0]["lr"] == pytest.approx(0.02)
+
+
+def test_exponential_and_lambda_schedules():
+    opt = _sgd()
+    np.testing.assert_allclose(_trace(opt, optim.lr_scheduler.ExponentialLR(opt, 0.5), 4),
+                               [0.1, 0.05, 0.025, 0.0125, 0.00625], rtol=1e-12)
+    opt = _sgd()
+    np.testing.assert_allclose(_trace(opt, optim.lr_scheduler.LambdaLR(opt, lambda e: 1 / (e + 1)), 3),
+                               [0.1, 0.05, 0.1 / 3, 0.025], rtol=1e-12)
+
+
+def test_reduce_on_plateau_waits_patience_epochs_then_cools_down():
+    opt = _sgd()
+    sched = optim.lr_scheduler.ReduceLROnPlateau(opt, patience=2, cooldown=1, factor=0.5)
+    losses = [1.0, 0.9, 0.95, 0.95, 0.96, 0.97, 0.97, 0.97, 0.97, 0.97]
+    lrs = _trace(opt, sched, len(losses), metrics=losses)
+    # epochs 3, 4, 5 do not improve on 0.9: the third bad epoch halves the lr; one epoch of cooldown,
+    # then three more bad ones halve it again
+    assert lrs == [0.1, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.025, 0.025]
+    assert sched.get_last_lr() == [0.025]
+    opt = _sgd()
+    sched = optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", patience=0, min_lr=0.03, factor=0.1)
+    assert _trace(opt, sched, 3, metrics=[0.5, 0.4, 0.3]) == [0.1, 0.1, pytest.approx(0.03), pytest.approx(0.03)]
+    state = sched.state_dict()
+    again = optim.lr_scheduler.ReduceLROnPlateau(_sgd(), mode="max")
+    again.load_state_dict(state)
+    assert again.best == 0.5 and again.min_lrs == [0.03]
+
+
+def test_new_schedules_match_pytorch_when_available():
+    torch = pytest.importorskip("torch")
+    makers = [
+        lambda o, lib: lib.optim.lr_scheduler.OneCycleLR(o, 1.0, epochs=3, steps_per_epoch=7, three_phase=True),
+        lambda o, lib: lib.optim.lr_scheduler.ExponentialLR(o, 0.9),
+        lambda o, lib: lib.optim.lr_scheduler.LambdaLR(o, lambda e: 0.95 ** e),
+    ]
+    import minicnn
+    for make in makers:
+        ours, theirs = _sgd(), torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)
+        a, b = _trace(ours, make(ours, minicnn), 20), _trace(theirs, make(theirs, torch), 20)
+        np.testing.assert_allclose(a, b, rtol=1e-12)

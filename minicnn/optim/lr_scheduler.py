@@ -14,7 +14,14 @@ another.
     MultiStepLR         base_lr * gamma ** (number of milestones <= t)
     CosineAnnealingLR   eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2
     LinearLR            base_lr * (start_factor + (end_factor - start_factor) * min(t, total_iters) / total_iters)
+    ExponentialLR       base_lr * gamma ** t
+    LambdaLR            base_lr * lr_lambda(t)
+    OneCycleLR          up from max_lr / div_factor to max_lr over pct_start of total_steps, then down to
+                        that / final_div_factor (cosine or linear), momentum the other way; step per batch
     SequentialLR        schedulers[i] with its own epoch counter restarted at milestones[i - 1]
+
+``ReduceLROnPlateau`` is the one that is not a function of the epoch: ``step(metric)``
+multiplies the lr by ``factor`` once the metric has not improved for ``patience`` epochs.
 """
 import bisect
 import math
@@ -168,3 +175,150 @@ class SequentialLR(LRScheduler):
         super().load_state_dict(state)
         for s, sd in zip(self._schedulers, inner):
             s.load_state_dict(sd)
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the lr by ``gamma`` every epoch."""
+
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, t):
+        return base_lr * self.gamma ** t
+
+
+class LambdaLR(LRScheduler):
+    """lr = initial lr * ``lr_lambda(epoch)``; one function, or one per parameter group.
+    (Its state_dict leaves the functions out, as PyTorch's does for lambdas.)"""
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        groups = len(optimizer.param_groups)
+        lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * groups
+        if len(lambdas) != groups:
+            raise ValueError(f"LambdaLR: expected {groups} lr_lambdas (one per parameter group), got {len(lambdas)}")
+        self.lr_lambdas = lambdas
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [b * f(self.last_epoch) for b, f in zip(self.base_lrs, self.lr_lambdas)]
+
+    def state_dict(self):
+        return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
+
+
+class OneCycleLR(LRScheduler):
+    """Smith's 1cycle policy, stepped after every batch, with PyTorch's arguments: the lr rises from
+    max_lr / div_factor to ``max_lr`` over the first ``pct_start`` of ``total_steps`` (or ``epochs``
+    x ``steps_per_epoch``), then falls to max_lr / (div_factor * final_div_factor); the momentum
+    (SGD's ``momentum``, Adam's first beta) moves the other way between max_ and base_momentum.
+    ``three_phase``: up, back down to the start over as many steps, then the final fall."""
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
+                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
+        if total_steps is None:
+            if not epochs or not steps_per_epoch or epochs < 1 or steps_per_epoch < 1:
+                raise ValueError("OneCycleLR: give total_steps, or positive epochs and steps_per_epoch")
+            total_steps = epochs * steps_per_epoch
+        if total_steps < 1 or not 0 <= pct_start <= 1 or anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"OneCycleLR: total_steps must be >= 1, pct_start in [0, 1] and anneal_strategy "
+                             f"'cos' or 'linear', got {total_steps!r}, {pct_start!r}, {anneal_strategy!r}")
+        self.total_steps, self.anneal_strategy, self.cycle_momentum = int(total_steps), anneal_strategy, cycle_momentum
+        up = float(pct_start * total_steps) - 1
+        # (last step of the phase, what it starts from, where it ends): "initial", "max", "min" lrs
+        self.phases = ([(up, "initial", "max"), (2 * up, "max", "initial"), (total_steps - 1, "initial", "min")]
+                       if three_phase else [(up, "initial", "max"), (total_steps - 1, "max", "min")])
+        max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(optimizer.param_groups)
+        for g, top in zip(optimizer.param_groups, max_lrs):
+            if last_epoch == -1:
+                g["initial_lr"], g["max_lr"] = top / div_factor, top
+                g["min_lr"] = g["initial_lr"] / final_div_factor
+            if cycle_momentum:
+                if "momentum" not in g and "betas" not in g:
+                    raise ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum or betas")
+                g["max_momentum"], g["base_momentum"] = max_momentum, base_momentum
+        super().__init__(optimizer, last_epoch)
+
+    def _anneal(self, start, end, pct):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def _at(self, values, step):
+        """(values[start], values[end]) of ``step``'s phase, annealed to ``step``."""
+        begin = 0.0
+        for i, (end_step, a, b) in enumerate(self.phases):
+            if step <= end_step or i == len(self.phases) - 1:
+                pct = (step - begin) / (end_step - begin) if end_step > begin else 1.0
+                return self._anneal(values[a], values[b], pct)
+            begin = end_step
+        raise AssertionError("unreachable")
+
+    def get_lr(self):
+        step = self.last_epoch
+        if step >= self.total_steps:
+            raise ValueError(f"OneCycleLR: stepped {step + 1} times, but total_steps is {self.total_steps}")
+        lrs = []
+        for g in self.optimizer.param_groups:
+            lrs.append(self._at({"initial": g["initial_lr"], "max": g["max_lr"], "min": g["min_lr"]}, step))
+            if self.cycle_momentum:  # high momentum while the lr is low, and the other way round
+                m = self._at({"initial": g["max_momentum"], "max": g["base_momentum"], "min": g["max_momentum"]}, step)
+                if "betas" in g:
+                    g["betas"] = (m, *tuple(g["betas"])[1:])
+                else:
+                    g["momentum"] = m
+        return lrs
+
+
+class ReduceLROnPlateau:
+    """Multiply the lr by ``factor`` (not below ``min_lr``) once ``step(metric)`` has seen no
+    improvement for ``patience`` epochs, then wait ``cooldown`` epochs; as PyTorch's. ``mode``
+    "min" (a loss) or "max" (an accuracy); improvement beyond ``threshold``, relative ("rel") or
+    absolute ("abs")."""
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0, eps=1e-8):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"ReduceLROnPlateau: {type(optimizer).__name__} is not an Optimizer")
+        if factor >= 1.0 or mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: factor must be < 1, mode 'min' or 'max', threshold_mode 'rel' or "
+                             f"'abs'; got {factor!r}, {mode!r}, {threshold_mode!r}")
+        self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, factor, patience
+        self.threshold, self.threshold_mode, self.cooldown, self.eps = threshold, threshold_mode, cooldown, eps
+        self.min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(optimizer.param_groups)
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs, self.cooldown_counter, self.last_epoch = 0, 0, 0
+        self._last_lr = [g["lr"] for g in optimizer.param_groups]
+
+    def _better(self, a):
+        if self.threshold_mode == "rel":  # PyTorch's rule, also for a negative best
+            return a < self.best * (1 - self.threshold) if self.mode == "min" else a > self.best * (1 + self.threshold)
+        return a < self.best - self.threshold if self.mode == "min" else a > self.best + self.threshold
+
+    def step(self, metrics):
+        current = float(metrics)
+        self.last_epoch += 1
+        if self._better(current):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for g, low in zip(self.optimizer.param_groups, self.min_lrs):
+                new = max(g["lr"] * self.factor, low)
+                if g["lr"] - new > self.eps:
+                    g["lr"] = new
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+    def get_last_lr(self):
+        return self._last_lr
+
+    def state_dict(self):
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict):
+        self.__dict__.update({k: _plain(v) for k, v in state_dict.items()})
