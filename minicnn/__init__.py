@@ -8,7 +8,8 @@ from numpy import float32, float64, int64  # dtype names as torch users type the
 
 from . import backends  # noqa: F401
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
-from .backend import cuda_available
+from . import cuda, utils  # noqa: F401  (mc.cuda.is_available(), mc.utils.data, as torch's)
+from .backend import cuda_available, device
 from .creation import (arange, from_numpy, full, ones, ones_like, rand, randint, randn,
                        tensor, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
@@ -16,7 +17,7 @@ from .ops import (abs, amax, amin, argmax, argmin, cat, chunk, clamp, clip, conc
                   flatten, log, log_softmax, matmul, max, mean, min, pad, permute, relu,
                   reshape, sigmoid, softmax, split, sqrt, squeeze, stack, sum, tanh,
                   transpose, unsqueeze, var, where)
-from .random import manual_seed
+from .random import Generator, manual_seed
 from .serialization import load, save
 from .summary import summary
 from .tensor import Tensor

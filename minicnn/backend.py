@@ -90,3 +90,19 @@ def kernels(a):
     from . import cpu
 
     return cpu
+
+
+class device(str):
+    """A device name with PyTorch's fields: ``device("cuda:0").type == "cuda"``, ``.index == 0``.
+    It is a string, so it goes wherever minicnn takes a device ("cpu", "cuda")."""
+
+    def __new__(cls, type_or_name="cpu", index=None):
+        name = str(type_or_name) if index is None else f"{type_or_name}:{int(index)}"
+        normalize_device(name)  # an unknown name is an error here already
+        self = super().__new__(cls, name)
+        kind, _, number = name.partition(":")
+        self.type, self.index = kind, (int(number) if number else None)
+        return self
+
+    def __repr__(self):
+        return f"device(type={self.type!r}" + ("" if self.index is None else f", index={self.index}") + ")"

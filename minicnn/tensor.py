@@ -304,6 +304,13 @@ class Tensor:
     def __int__(self):
         return int(self.item())
 
+    def __index__(self):
+        """A one-element integer tensor indexes a list (``classes[labels[j]]``), as in PyTorch."""
+        if self.data.size != 1 or self.data.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors of a single element can be converted to an index "
+                            f"(got {self.data.dtype} of shape {self.shape})")
+        return int(self.item())
+
     def __getitem__(self, index):
         return ops.getitem(self, index)
 

@@ -9,6 +9,7 @@ Importing this package needs no CuPy: the first kernel call compiles its
 says why CUDA cannot be used. ``minicnn.cuda.host.emulate()`` runs the same
 kernels on NumPy arrays on the CPU (built with g++), for reading and testing.
 """
+from ..backend import cuda_available as is_available  # noqa: F401  (mc.cuda.is_available(), as torch's)
 from .batchnorm import batch_norm_backward, batch_norm_forward, batch_norm_stats
 from .conv import col2im, im2col
 from .depthwise import depthwise_conv2d, depthwise_conv2d_input_grad, depthwise_conv2d_weight_grad

@@ -55,7 +55,16 @@ def default_collate(samples):
 
 class DataLoader:
     def __init__(self, dataset, batch_size=1, shuffle=False, collate_fn=None, drop_last=False,
-                 generator=None, prefetch=0, sampler=None):
+                 generator=None, prefetch=0, sampler=None, num_workers=0, pin_memory=False, **unused):
+        # num_workers and pin_memory are PyTorch's; here one prefetch thread is the worker (prefetch=k),
+        # and host memory needs no pinning: both are accepted so that PyTorch scripts run unchanged
+        if int(num_workers) != num_workers or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be a non-negative integer, got {num_workers!r}")
+        unknown = set(unused) - {"persistent_workers", "prefetch_factor", "worker_init_fn", "timeout"}
+        if unknown:
+            raise TypeError(f"DataLoader: unexpected argument(s) {', '.join(sorted(unknown))}")
+        if num_workers and not prefetch:
+            prefetch = 2
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         if sampler is not None and shuffle:
@@ -66,9 +75,7 @@ class DataLoader:
         self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), shuffle
         self.collate_fn = collate_fn or default_collate
         self.drop_last, self.prefetch = drop_last, int(prefetch)
-        if isinstance(generator, (int, np.integer)):
-            generator = np.random.default_rng(int(generator))
-        self.generator = generator
+        self.generator = None if generator is None else random.numpy_generator(generator)
 
     def __len__(self):
         n = len(self.dataset) if self.sampler is None else len(self.sampler)

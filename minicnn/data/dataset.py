@@ -91,9 +91,6 @@ def random_split(dataset, lengths, generator=None):
         lengths = counts
     if sum(lengths) != n:
         raise ValueError(f"random_split: lengths {list(lengths)} do not add up to the dataset size {n}")
-    rng = generator if generator is not None else random.generator()
-    if isinstance(rng, (int, np.integer)):
-        rng = np.random.default_rng(int(rng))
-    perm = rng.permutation(n)
+    perm = random.numpy_generator(generator).permutation(n)
     bounds = np.cumsum([0] + list(lengths))
     return [Subset(dataset, perm[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
