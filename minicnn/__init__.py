@@ -7,11 +7,11 @@ chooses the convolution algorithm.
 from numpy import float32, float64, int64  # dtype names as torch users type them
 
 from . import backends  # noqa: F401
-from .autograd import Function, enable_grad, is_grad_enabled, no_grad
+from .autograd import Function, enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from . import cuda, utils  # noqa: F401  (mc.cuda.is_available(), mc.utils.data, as torch's)
 from .backend import cuda_available, device
-from .creation import (arange, from_numpy, full, ones, ones_like, rand, randint, randn,
-                       tensor, zeros, zeros_like)
+from .creation import (arange, empty, eye, from_numpy, full, ones, ones_like, rand, rand_like, randint, randn,
+                       randn_like, tensor, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
 from .ops import (abs, amax, amin, argmax, argmin, cat, chunk, clamp, clip, concatenate, exp,
                   flatten, log, log_softmax, matmul, max, mean, min, pad, permute, relu,
@@ -21,6 +21,23 @@ from .random import Generator, manual_seed
 from .serialization import load, save
 from .summary import summary
 from .tensor import Tensor
+
+
+
+def isnan(t):
+    return t.isnan()
+
+
+def isinf(t):
+    return t.isinf()
+
+
+def isfinite(t):
+    return t.isfinite()
+
+
+# memory formats: layout hints PyTorch scripts pass to .to(); minicnn's arrays are always NCHW
+channels_last, contiguous_format, preserve_format = "channels_last", "contiguous_format", "preserve_format"
 
 float = float32
 double = float64

@@ -44,6 +44,16 @@ def enable_grad():
     return _grad_mode(True)
 
 
+def set_grad_enabled(mode):
+    """Context manager that records graphs or not, as ``mode`` says (``torch.set_grad_enabled``)."""
+    return _grad_mode(bool(mode))
+
+
+def inference_mode(mode=True):
+    """``no_grad`` under PyTorch's other name (minicnn has no separate inference tensors)."""
+    return _grad_mode(not mode)
+
+
 @contextlib.contextmanager
 def module_scope(module):
     """Ops recorded inside the block remember that they ran in ``module`` (inside the modules

@@ -49,6 +49,26 @@ def ones_like(t, dtype=None, requires_grad=False):
     return Tensor(xp.ones(t.shape, dtype or t.dtype), requires_grad=requires_grad)
 
 
+def empty(*size, dtype=np.float32, requires_grad=False, device="cpu"):
+    """Uninitialised memory of ``size``, as torch.empty."""
+    return _new(np.empty(_shape(size, "empty"), dtype), requires_grad, device)
+
+
+def eye(n, m=None, dtype=np.float32, requires_grad=False, device="cpu"):
+    """The n x m (default n x n) identity matrix."""
+    return _new(np.eye(n, m, dtype=dtype), requires_grad, device)
+
+
+def randn_like(t, dtype=None, requires_grad=False):
+    """Standard normal values of ``t``'s shape (and dtype, device), from minicnn's generator."""
+    array = generator().standard_normal(t.shape).astype(dtype or t.dtype)
+    return _new(array, requires_grad, t.device)
+
+
+def rand_like(t, dtype=None, requires_grad=False):
+    return _new(generator().random(t.shape).astype(dtype or t.dtype), requires_grad, t.device)
+
+
 def arange(start, end=None, step=1, dtype=None, device="cpu"):
     a = np.arange(start, end, step) if end is not None else np.arange(start)
     if dtype is None and a.dtype == np.float64:

@@ -146,9 +146,10 @@ class Tensor:
         self.requires_grad = requires_grad
         return self
 
-    def to(self, device=None, dtype=None):
+    def to(self, device=None, dtype=None, non_blocking=False, copy=False, memory_format=None):
         """A copy on ``device`` and/or of ``dtype`` (``t.to(mc.float64)`` works too);
-        ``self`` itself when nothing changes. Differentiable."""
+        ``self`` itself when nothing changes. Differentiable. ``memory_format`` is a layout hint
+        that minicnn accepts and ignores (its arrays are NCHW)."""
         from .ops.shape import ToDevice, Cast
 
         device, dtype = split_device_dtype(device, dtype)
@@ -398,6 +399,86 @@ class Tensor:
 
     def log_softmax(self, dim):
         return ops.log_softmax(self, dim)
+
+    # -- PyTorch's method spellings of what operators and functions do -------------------------
+    def eq(self, o):
+        return self == o
+
+    def ne(self, o):
+        return self != o
+
+    def lt(self, o):
+        return self < o
+
+    def le(self, o):
+        return self <= o
+
+    def gt(self, o):
+        return self > o
+
+    def ge(self, o):
+        return self >= o
+
+    def view_as(self, other):
+        return self.reshape(other.shape)
+
+    def isnan(self):
+        return Tensor._make(backend.array_module(self.data).isnan(self.data))
+
+    def isinf(self):
+        return Tensor._make(backend.array_module(self.data).isinf(self.data))
+
+    def isfinite(self):
+        return Tensor._make(backend.array_module(self.data).isfinite(self.data))
+
+    def any(self, dim=None, keepdim=False):
+        return Tensor._make(self.data.any(axis=dim, keepdims=keepdim))
+
+    def all(self, dim=None, keepdim=False):
+        return Tensor._make(self.data.all(axis=dim, keepdims=keepdim))
+
+    def int(self):
+        return self.to(dtype=np.int32)
+
+    def bool(self):
+        return Tensor._make(self.data.astype(bool))
+
+    def std(self, dim=None, keepdim=False, unbiased=True):
+        return ops.sqrt(self.var(dim, keepdim=keepdim, unbiased=unbiased))
+
+    # in place, on leaves outside autograd (optimizer steps, `w.data.sub_(...)`, initialisation)
+    def _in_place(self, name, value):
+        if self.requires_grad and autograd.is_grad_enabled():
+            raise RuntimeError(f"{name}: in-place change of a tensor that requires grad; wrap it in no_grad()")
+        self.data[...] = value
+        return self
+
+    def add_(self, other, alpha=1):
+        return self._in_place("add_", self.data + alpha * _raw(other))
+
+    def sub_(self, other, alpha=1):
+        return self._in_place("sub_", self.data - alpha * _raw(other))
+
+    def mul_(self, other):
+        return self._in_place("mul_", self.data * _raw(other))
+
+    def div_(self, other):
+        return self._in_place("div_", self.data / _raw(other))
+
+    def fill_(self, value):
+        return self._in_place("fill_", _raw(value))
+
+    def copy_(self, src):
+        return self._in_place("copy_", backend.to_device(_raw(src), self.device) if isinstance(src, Tensor)
+                              else _raw(src))
+
+    def clamp_(self, min=None, max=None):
+        return self._in_place("clamp_", backend.array_module(self.data).clip(self.data, min, max))
+
+
+def _raw(x):
+    """The array behind a Tensor, or the value itself."""
+    return x.data if isinstance(x, Tensor) else x
 
 
 def _raw_index(index):

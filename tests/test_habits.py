@@ -45,3 +45,52 @@ def test_an_integer_tensor_indexes_a_list():
     assert classes[labels[0]] == "bird" and classes[labels[1]] == "plane"
     with pytest.raises(TypeError, match="only integer tensors of a single element"):
         classes[torch.tensor(np.array([1.0]))[0]]
+
+
+def test_tensor_methods_of_pytorch_scripts():
+    x = torch.tensor(np.array([1.0, np.nan, np.inf, -2.0]))
+    assert x.isnan().numpy().tolist() == [False, True, False, False]
+    assert torch.isinf(x).numpy().tolist() == [False, False, True, False]
+    assert torch.isfinite(x).any().item() and not x.isfinite().all().item()
+    y = torch.tensor(np.array([1.0, 2.0, 3.0]))
+    assert [y.eq(2).numpy().tolist(), y.ne(2).numpy().tolist(), y.lt(2).numpy().tolist(), y.ge(2).numpy().tolist()] \
+        == [[False, True, False], [True, False, True], [True, False, False], [False, True, True]]
+    assert y.int().dtype == np.int32 and y.bool().numpy().all() and y.long().dtype == np.int64
+    assert y.std().item() == pytest.approx(1.0) and y.std(unbiased=False).item() == pytest.approx(np.std([1, 2, 3]))
+    assert torch.randn(2, 3).view_as(torch.zeros(3, 2)).shape == (3, 2)
+
+
+def test_in_place_updates_on_data_outside_autograd():
+    w = torch.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="add_: in-place change of a tensor that requires grad"):
+        w.add_(1)
+    with torch.no_grad():
+        w.sub_(torch.tensor(np.array([1.0, 2.0, 4.0], np.float32)), alpha=0.5)
+        assert w.numpy().tolist() == [0.5, 0.0, -1.0] and w.dtype == np.float32
+        w.mul_(2).clamp_(-1.5, 0.5)
+        assert w.numpy().tolist() == [0.5, 0.0, -1.5]
+        w.copy_(torch.tensor(np.array([7.0, 8.0, 9.0]))).div_(2)
+        assert w.numpy().tolist() == [3.5, 4.0, 4.5] and w.fill_(0).numpy().tolist() == [0.0, 0.0, 0.0]
+
+
+def test_creation_grad_modes_one_hot_and_memory_formats():
+    import minicnn.nn as nn
+    import minicnn.nn.functional as F
+
+    assert torch.eye(3).numpy().tolist() == np.eye(3).tolist() and torch.empty(2, 4).shape == (2, 4)
+    torch.manual_seed(0)
+    like = torch.randn_like(torch.zeros(2, 3, dtype=torch.float64))
+    assert like.shape == (2, 3) and like.dtype == np.float64 and torch.rand_like(like).numpy().max() < 1
+    with torch.set_grad_enabled(False):
+        assert not torch.is_grad_enabled()
+    with torch.inference_mode():
+        assert not (torch.ones(2, requires_grad=True) * 2).requires_grad
+    assert torch.is_grad_enabled()
+    assert F.one_hot(torch.tensor(np.array([[0, 2], [1, 1]])), 3).numpy().tolist() == \
+        [[[1, 0, 0], [0, 0, 1]], [[0, 1, 0], [0, 1, 0]]]
+    assert F.one_hot(torch.tensor(np.array([3]))).shape == (1, 4)
+    with pytest.raises(ValueError, match=r"class indices must lie in \[0, 2\), got values from 0 to 3"):
+        F.one_hot(torch.tensor(np.array([0, 3])), 2)
+    net = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 5, 5).to("cpu", memory_format=torch.channels_last)
+    assert net(x).shape == (1, 4, 3, 3)

@@ -5,7 +5,7 @@ gathers them under PyTorch's names.
 """
 from ..ops.activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh  # noqa: F401
 from ..ops.linear import linear  # noqa: F401
-from ..ops.shape import pad  # noqa: F401
+from ..ops.shape import one_hot, pad  # noqa: F401
 from ..ops.pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d,  # noqa: F401
                            max_unpool2d)
 from ..ops.activation import prelu  # noqa: F401

@@ -204,9 +204,10 @@ class Module:
                             t.grad.data = fn(t.grad.data)
         return self
 
-    def to(self, device=None, dtype=None):
+    def to(self, device=None, dtype=None, non_blocking=False, memory_format=None):
         """Move (in place) every parameter and buffer; ``dtype`` casts floating point ones only.
-        ``module.to(mc.float64)`` works too, as in PyTorch. Parameters keep their identity."""
+        ``module.to(mc.float64)`` works too, as in PyTorch. Parameters keep their identity.
+        ``memory_format`` (e.g. ``mc.channels_last``) is accepted and ignored: arrays stay NCHW."""
         device, dtype = split_device_dtype(device, dtype)
         if device is not None:
             device = backend.normalize_device(device)

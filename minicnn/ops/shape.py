@@ -392,3 +392,20 @@ def pad(x, pad, mode="constant", value=0.0):
         raise ValueError(f"pad: {mode} padding must be non-negative, got {tuple(pad)}")
     maps = {ax: _pad_index(x.shape[ax], b, a, mode) for ax, (b, a) in enumerate(widths) if b or a}
     return PadIndexed(maps).apply(x)
+
+
+def one_hot(tensor, num_classes=-1):
+    """(*) int64 class indices -> (*, num_classes) int64 with a 1 at each index, as PyTorch's;
+    ``num_classes=-1``: the largest index + 1."""
+    from ..tensor import Tensor  # ops are imported by tensor.py
+
+    labels = tensor.data
+    xp = backend.array_module(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected an integer tensor of class indices, got {labels.dtype}")
+    top = int(labels.max()) + 1 if labels.size else 0
+    n = top if num_classes == -1 else int(num_classes)
+    if labels.size and (int(labels.min()) < 0 or top > n):
+        raise ValueError(f"one_hot: class indices must lie in [0, {n}), got values from {int(labels.min())} "
+                         f"to {top - 1}")
+    return Tensor._make((labels[..., None] == xp.arange(n)).astype(np.int64))
