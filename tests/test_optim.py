@@ -533,3 +533,48 @@ def test_new_schedules_match_pytorch_when_available():
         ours, theirs = _sgd(), torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)
         a, b = _trace(ours, make(ours, minicnn), 20), _trace(theirs, make(theirs, torch), 20)
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def _steps(opt_class, grads, w0, **kw):
+    w = mc.tensor(w0.copy(), requires_grad=True)
+    opt = opt_class([w], **kw)
+    for g in grads:
+        w.grad = mc.tensor(g)
+        opt.step()
+    return w.numpy()
+
+
+def test_adagrad_and_adadelta_follow_their_formulas():
+    rng = np.random.default_rng(0)
+    w0, grads = rng.standard_normal(5), [rng.standard_normal(5) for _ in range(4)]
+    w, acc = w0.copy(), np.full(5, 0.2)
+    for t, g in enumerate(grads, 1):  # Adagrad with lr_decay and weight decay, written out
+        g = g + 0.1 * w
+        acc += g * g
+        w = w - 0.1 / (1 + (t - 1) * 0.01) * g / (np.sqrt(acc) + 1e-10)
+    got = _steps(optim.Adagrad, grads, w0, lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.2,
+                 foreach=True)
+    np.testing.assert_allclose(got, w, rtol=1e-12)
+    w, s, u = w0.copy(), np.zeros(5), np.zeros(5)
+    for g in grads:  # Adadelta, written out
+        s = 0.8 * s + 0.2 * g * g
+        delta = np.sqrt(u + 1e-6) / np.sqrt(s + 1e-6) * g
+        u = 0.8 * u + 0.2 * delta * delta
+        w = w - 0.5 * delta
+    np.testing.assert_allclose(_steps(optim.Adadelta, grads, w0, lr=0.5, rho=0.8), w, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"invalid rho value: 1.5"):
+        optim.Adadelta([mc.zeros(2, requires_grad=True)], rho=1.5)
+    assert optim.SGD([mc.zeros(2, requires_grad=True)], lr=0.1, foreach=False)  # accepted, as PyTorch's
+
+
+def test_adagrad_and_adadelta_match_pytorch_when_available():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    w0, grads = rng.standard_normal((3, 4)), [rng.standard_normal((3, 4)) for _ in range(5)]
+    for name, kw in (("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1)), ("Adadelta", dict(rho=0.85))):
+        t = torch.tensor(w0.copy(), requires_grad=True)
+        opt = getattr(torch.optim, name)([t], **kw)
+        for g in grads:
+            t.grad = torch.tensor(g)
+            opt.step()
+        np.testing.assert_allclose(_steps(getattr(optim, name), grads, w0, **kw), t.detach().numpy(), rtol=1e-12)

@@ -15,7 +15,7 @@ from .optimizer import Optimizer, check_hyper
 
 class RMSprop(Optimizer):
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, *,
-                 maximize=False):
+                 maximize=False, foreach=None, differentiable=False, fused=None):
         check_hyper("learning rate", lr)
         check_hyper("epsilon value", eps)
         check_hyper("momentum value", momentum)
