@@ -57,24 +57,30 @@ def save(obj, f, format=None):
     tuple holding arrays (NumPy, CuPy or Tensors; saved as host arrays), NumPy
     scalars and Python int/float/bool/str/None.
 
-    ``format``: ``"npz"`` (minicnn's format, the default) or ``"safetensors"``
-    (only a flat ``{str: array}`` dict); ``None`` picks safetensors for a
-    ``.safetensors`` path and npz for everything else.
+    ``format``: ``"npz"`` (minicnn's format, the default), ``"torch"`` (``torch.save``'s zip
+    format, which ``torch.load(path, weights_only=True)`` reads) or ``"safetensors"`` (only a
+    flat ``{str: array}`` dict); ``None`` picks by the suffix: ``.pt``/``.pth`` torch,
+    ``.safetensors`` safetensors, anything else npz.
 
     A path is written atomically: into a temporary file in the same directory,
     flushed to disk, then renamed over ``f``; on any error nothing is left behind
     and an existing ``f`` is untouched.
     """
     if format is None:
-        format = "safetensors" if _name(f).endswith(".safetensors") else "npz"
+        suffix = os.path.splitext(_name(f))[1].lower()
+        format = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch"}.get(suffix, "npz")
     if format == "npz":
         writer = lambda fh: _write_npz(obj, fh)  # noqa: E731
+    elif format == "torch":
+        from .torch_writer import write_torch
+
+        writer = lambda fh: write_torch(obj, fh)  # noqa: E731
     elif format == "safetensors":
         if not isinstance(obj, dict):
             raise TypeError(f"save(format='safetensors'): expected a flat dict of arrays, got {type(obj).__name__}")
         writer = lambda fh: _write_safetensors(obj, fh, None)  # noqa: E731
     else:
-        raise ValueError(f"save: unknown format {format!r}; expected 'npz' or 'safetensors'")
+        raise ValueError(f"save: unknown format {format!r}; expected 'npz', 'torch' or 'safetensors'")
     _write(f, writer)
 
 
@@ -214,7 +220,7 @@ def _write_npz(obj, fh):
 # -- loading --------------------------------------------------------------------------------
 
 
-def load(f, format=None):
+def load(f, format=None, map_location=None, weights_only=None):
     """Read a checkpoint written by ``save``, ``torch.save`` or safetensors.
 
     Returns the saved structure with NumPy arrays in place of tensors: dicts
@@ -225,7 +231,13 @@ def load(f, format=None):
     ``"safetensors"`` or ``None`` (decided by the file's first bytes). Nothing is
     ever unpickled except PyTorch's tensor records, through an allowlist; any
     problem raises ``CheckpointError`` naming the file.
+
+    ``map_location`` and ``weights_only`` are accepted as ``torch.load``'s: arrays always come
+    back on the host (``load_state_dict`` moves them to the module's device), and only weights
+    are ever loaded.
     """
+    if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
+        backend.normalize_device(map_location)  # an unknown device is still an error
     name = _name(f)
     if hasattr(f, "read"):
         return _guarded(f, name, format)

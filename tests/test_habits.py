@@ -94,3 +94,46 @@ def test_creation_grad_modes_one_hot_and_memory_formats():
     net = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
     x = torch.randn(1, 3, 5, 5).to("cpu", memory_format=torch.channels_last)
     assert net(x).shape == (1, 4, 3, 3)
+
+
+def _tree():
+    import collections
+    rng = np.random.default_rng(0)
+    state = collections.OrderedDict([("conv.weight", rng.standard_normal((4, 3, 3, 3)).astype(np.float32)),
+                                     ("bn.num_batches_tracked", np.array(7, np.int64)),
+                                     ("fc.weight_t", rng.standard_normal((5, 2)).T),  # not contiguous
+                                     ("mask", rng.random(6) > 0.5), ("empty", np.zeros((2, 0), np.float16))])
+    return {"model": state, "epoch": 3, "lr": 0.1, "tag": "run", 7: [1, (2.5, None)], "big": 2 ** 40}
+
+
+def test_save_with_a_pt_suffix_writes_pytorchs_zip_format(tmp_path):
+    import zipfile
+
+    tree = _tree()
+    for name in ("ck.pt", "ck.pth"):
+        path = str(tmp_path / name)
+        torch.save(tree, path)
+        assert "archive/data.pkl" in zipfile.ZipFile(path).namelist()
+        back = torch.load(path, map_location="cpu", weights_only=True)
+        assert list(back["model"]) == list(tree["model"]) and back[7] == [1, (2.5, None)] and back["big"] == 2 ** 40
+        for k, v in tree["model"].items():
+            assert back["model"][k].shape == v.shape and back["model"][k].dtype == v.dtype
+            np.testing.assert_array_equal(back["model"][k], v)
+    with pytest.raises(TypeError, match=r"cannot write obj\['s'\] of type set"):
+        torch.save({"s": {1}}, str(tmp_path / "bad.pt"))
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        torch.load(str(tmp_path / "ck.pt"), map_location="tpu")
+
+
+def test_pytorch_reads_what_save_wrote():
+    real = pytest.importorskip("torch")
+    import os
+    import tempfile
+
+    tree = _tree()
+    with tempfile.TemporaryDirectory() as d:
+        torch.save(tree, os.path.join(d, "ck.pt"))
+        back = real.load(os.path.join(d, "ck.pt"), weights_only=True)
+    for k, v in tree["model"].items():
+        np.testing.assert_array_equal(back["model"][k].numpy(), v)
+    assert back["epoch"] == 3 and back[7] == [1, (2.5, None)] and back["tag"] == "run"
