@@ -66,21 +66,28 @@ def test_two_processes_train_as_one_with_the_whole_batch(scenario, tol):
     assert float(line[0].split()[2]) <= tol
 
 
+def _fails_with(args, messages, within):
+    """Run a failing job; True if it ended non-zero, soon, with every message on stderr. MPICH's
+    launcher forwards the output of a rank it is tearing down on a best-effort basis, so a busy
+    machine may lose the last lines: a job gets a second try before the test fails."""
+    errors = []
+    for _ in range(2):
+        proc, seconds = mpirun(*args, timeout=120)
+        if proc.returncode != 0 and seconds < within and all(m in proc.stderr for m in messages):
+            return True
+        errors.append(f"rc={proc.returncode} after {seconds:.1f} s:\n{proc.stderr[-3000:]}")
+    raise AssertionError("\n---\n".join(errors))
+
+
 @needs_mpi
 def test_a_rank_that_raises_ends_the_job_with_its_error():
-    proc, seconds = mpirun("raise", timeout=120)
-    assert proc.returncode != 0, proc.stdout + proc.stderr
-    assert "ValueError: bad input on rank 1" in proc.stderr, proc.stderr
-    assert "rank 1 failed; aborting all 2 ranks" in proc.stderr, proc.stderr
-    assert seconds < 60, seconds  # not a hang
+    assert _fails_with(["raise"], ["ValueError: bad input on rank 1", "rank 1 failed; aborting all 2 ranks"],
+                       within=60)  # not a hang
 
 
 @needs_mpi
 def test_a_stalled_rank_is_a_timeout_not_a_hang():
-    proc, seconds = mpirun("stall", "2", timeout=120)
-    assert proc.returncode != 0, proc.stdout + proc.stderr
-    assert "did not complete within 2 s" in proc.stderr, proc.stderr
-    assert seconds < 30, seconds
+    assert _fails_with(["stall", "2"], ["did not complete within 2 s"], within=30)
 
 
 # -- without MPI -------------------------------------------------------------------------------
