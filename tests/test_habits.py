@@ -137,3 +137,16 @@ def test_pytorch_reads_what_save_wrote():
     for k, v in tree["model"].items():
         np.testing.assert_array_equal(back["model"][k].numpy(), v)
     assert back["epoch"] == 3 and back[7] == [1, (2.5, None)] and back["tag"] == "run"
+
+
+def test_dtype_promotion_follows_pytorch():
+    f32, f64 = torch.ones(3), torch.ones(3, dtype=torch.float64)
+    i64 = torch.tensor(np.arange(3))
+    assert (f32 + i64).dtype == np.float32 and (i64 * f32).dtype == np.float32 and (f32 - i64).dtype == np.float32
+    assert (f32 + f64).dtype == np.float64 and (i64 + 1.5).dtype == np.float32 and (i64 * 2).dtype == np.int64
+    assert (i64 / 2).dtype == np.float32 and (i64 / i64).dtype == np.float32
+    import minicnn.nn.functional as F
+    assert F.mse_loss(f32, torch.arange(3)).dtype == np.float32  # an arange target, as in the tutorials
+    x = torch.ones(2, requires_grad=True)
+    (x * torch.tensor(np.array([2, 3]))).sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.numpy().tolist() == [2.0, 3.0]

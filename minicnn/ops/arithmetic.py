@@ -31,6 +31,17 @@ def check_broadcast(op, *shapes):
                          "right, each pair of sizes must be equal or contain a 1)") from None
 
 
+def promote_types(a, b):
+    """PyTorch's promotion of two tensor dtypes: across kinds (bool < integer < floating) the
+    higher kind's dtype wins as it is (float32 with int64 stays float32; NumPy would give
+    float64); within a kind the wider one."""
+    kind = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+    a, b = np.dtype(a), np.dtype(b)
+    if kind[a.kind] != kind[b.kind]:
+        return a if kind[a.kind] > kind[b.kind] else b
+    return np.result_type(a, b)
+
+
 class _Binary(Function):
     """y = a (op) b element-wise with broadcasting; subclasses give ``op`` and ``compute``."""
 
@@ -38,6 +49,8 @@ class _Binary(Function):
 
     def forward(self, a, b):
         self.a_meta, self.b_meta = (a.shape, a.dtype), (b.shape, b.dtype)
+        dtype = promote_types(a.dtype, b.dtype)
+        a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
         try:
             return self.compute(a, b)
         except ValueError:
@@ -90,6 +103,8 @@ class Div(_Binary):
     op = "div"
 
     def compute(self, a, b):
+        if a.dtype.kind != "f":  # true division of integers gives PyTorch's default float, float32
+            a, b = a.astype(np.float32), b.astype(np.float32)
         y = a / b
         self.b = b
         self.y = y if self.needs_input_grad[1] else None
