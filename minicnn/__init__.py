@@ -8,7 +8,8 @@ from numpy import float32, float64, int64  # dtype names as torch users type the
 
 from . import backends  # noqa: F401
 from .autograd import Function, enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
-from . import cuda, utils  # noqa: F401  (mc.cuda.is_available(), mc.utils.data, as torch's)
+from . import amp, cuda, utils  # noqa: F401  (mc.cuda.is_available(), mc.utils.data, as torch's)
+from .amp import autocast  # noqa: F401
 from .backend import cuda_available, device
 from .creation import (arange, empty, eye, from_numpy, full, ones, ones_like, rand, rand_like, randint, randn,
                        randn_like, tensor, zeros, zeros_like)
@@ -21,6 +22,8 @@ from .random import Generator, manual_seed
 from .serialization import load, save
 from .summary import summary
 from .tensor import Tensor
+
+from . import nn, optim  # noqa: E402,F401  (torch.nn.Linear and torch.optim.SGD after `import torch`)
 
 
 

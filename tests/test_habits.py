@@ -144,9 +144,44 @@ def test_dtype_promotion_follows_pytorch():
     i64 = torch.tensor(np.arange(3))
     assert (f32 + i64).dtype == np.float32 and (i64 * f32).dtype == np.float32 and (f32 - i64).dtype == np.float32
     assert (f32 + f64).dtype == np.float64 and (i64 + 1.5).dtype == np.float32 and (i64 * 2).dtype == np.int64
-    assert (i64 / 2).dtype == np.float32 and (i64 / i64).dtype == np.float32
+    assert (i64 / 2).dtype == np.float32 and (i64 / (i64 + 1)).dtype == np.float32
     import minicnn.nn.functional as F
     assert F.mse_loss(f32, torch.arange(3)).dtype == np.float32  # an arange target, as in the tutorials
     x = torch.ones(2, requires_grad=True)
     (x * torch.tensor(np.array([2, 3]))).sum().backward()
     assert x.grad.dtype == np.float32 and x.grad.numpy().tolist() == [2.0, 3.0]
+
+
+def test_torch_style_module_access_after_one_import():
+    assert torch.nn.Conv2d is not None and torch.optim.SGD is not None and torch.utils.data.DataLoader is not None
+    assert issubclass(torch.cuda.OutOfMemoryError, BaseException)  # `except torch.cuda.OutOfMemoryError:` resolves
+
+
+def test_grad_scaler_scales_unscales_and_skips_non_finite_steps():
+    import minicnn.nn as nn
+
+    torch.manual_seed(0)
+    model = nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.cuda.amp.GradScaler(init_scale=8.0, growth_interval=2)
+    x = torch.ones(4, 2)
+    with torch.autocast("cpu"):  # runs as is
+        loss = (model(x) ** 2).mean()
+    scaler.scale(loss).backward()
+    raw = model.weight.grad.numpy().copy()
+    before = model.weight.numpy().copy()
+    scaler.step(opt)
+    np.testing.assert_allclose(model.weight.numpy(), before - 0.1 * raw / 8, rtol=1e-6)  # unscaled gradient
+    scaler.update()
+    assert scaler.get_scale() == 8.0
+    opt.zero_grad()
+    scaler.scale((model(x) ** 2).mean()).backward()
+    scaler.step(opt)
+    scaler.update()
+    assert scaler.get_scale() == 16.0  # two good steps: it grows
+    model.weight.grad = torch.tensor(np.array([[np.inf, 0.0]], np.float32))
+    kept = model.weight.numpy().copy()
+    scaler.step(opt)
+    scaler.update()
+    assert np.array_equal(model.weight.numpy(), kept) and scaler.get_scale() == 8.0  # skipped, backed off
+    assert torch.amp.GradScaler(enabled=False).scale(loss) is loss
