@@ -252,6 +252,9 @@ def _backward(tensors, grads, retain_graph, owner):
             for g, (shape, dtype) in zip(f._grad_out, f._out_meta)
         )
         f._grad_out = None
+        hooks = getattr(f, "_hooks", None)
+        if hooks:  # Tensor.register_hook on an output of f: it sees, and may replace, its gradient
+            gys = tuple(_run_hooks(hooks.get(i, ()), g) for i, g in enumerate(gys))
         for i, t in f._retained.items():
             t._accumulate_grad(owner.own(gys[i]))
         gxs = f.backward(*gys)
@@ -274,6 +277,81 @@ def _backward(tensors, grads, retain_graph, owner):
                 edge._accumulate_grad(owner.own(gx))
         if not retain_graph:
             f.release()
+
+
+def _run_hooks(hooks, g):
+    """``g`` passed through ``hook(grad) -> new grad or None`` in order (Tensors in, arrays out)."""
+    from .tensor import Tensor
+
+    for hook in hooks:
+        out = hook(Tensor._make(g))
+        if out is not None:
+            g = out.data if isinstance(out, Tensor) else out
+    return g
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """d(outputs)/d(inputs) as a tuple of Tensors, without touching any ``.grad`` (as
+    ``torch.autograd.grad``). ``grad_outputs``: the upstream gradients (default ones, for
+    one-element outputs). ``create_graph`` (graphs of the gradients) is not supported."""
+    from .tensor import Tensor, _to_array
+
+    if create_graph:
+        raise NotImplementedError("autograd.grad: create_graph=True (second derivatives) is not supported")
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    seeds = []
+    for t, g in zip(outputs, grad_outputs):
+        if g is None:
+            if t.data.size != 1:
+                raise RuntimeError(f"autograd.grad: grad_outputs needed for an output of shape {t.shape}")
+            g = backend.array_module(t.data).ones_like(t.data)
+        seeds.append(_to_array(g, t.dtype, t.device, op="autograd.grad"))
+    # every leaf the walk will reach keeps its .grad; the inputs' gradients are caught on the way
+    leaves, stack, seen = {}, [t._creator for t in outputs if t._creator is not None], set()
+    while stack:
+        fn = stack.pop()
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        if getattr(fn, "_freed", False):
+            raise _freed_error(fn)
+        for e in fn._edges:
+            if isinstance(e, tuple):
+                stack.append(e[0])
+            elif e is not None:
+                leaves[id(e)] = e
+    saved = {i: (t, t.grad) for i, t in leaves.items()}
+    caught = [None] * len(inputs)
+    handles = []
+    for k, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"autograd.grad: input {k} does not require grad")
+
+        def catch(g, k=k):
+            caught[k] = g.data if caught[k] is None else caught[k] + g.data
+
+        handles.append(t.register_hook(catch))
+    try:
+        for t in leaves.values():
+            t.grad = None
+        backward(outputs, seeds, retain_graph=bool(retain_graph))
+    finally:
+        for h in handles:
+            h.remove()
+        for t, g in saved.values():
+            t.grad = g
+    for k, g in enumerate(caught):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"autograd.grad: input {k} was not used to compute the outputs "
+                               "(allow_unused=True returns None for it)")
+    result = tuple(None if g is None else Tensor._make(g) for g in caught)
+    return result
 
 
 def _accumulate(old, new):

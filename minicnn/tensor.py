@@ -206,10 +206,26 @@ class Tensor:
 
     def _accumulate_grad(self, g):
         """``.grad += g`` out of place (``g`` is already owned by this tensor: see autograd._Owner),
-        then the hooks of ``register_post_accumulate_grad_hook``."""
+        after the hooks of ``register_hook`` (leaves) and before those of
+        ``register_post_accumulate_grad_hook``."""
+        if self._creator is None and getattr(self, "_grad_hooks", None):
+            g = autograd._run_hooks(self._grad_hooks, g)
         self.grad = Tensor._make(g if self.grad is None else self.grad.data + g)
         for hook in getattr(self, "_post_accumulate_grad_hooks", ()):
             hook(self)
+
+    def register_hook(self, hook):
+        """``hook(grad)`` runs during backward when the gradient with respect to this tensor is
+        known, and may return a Tensor to use instead (as PyTorch's); returns a handle with
+        ``remove()``. On an intermediate result it sees the gradient before it flows on."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require grad")
+        if self._creator is None:
+            hooks = self.__dict__.setdefault("_grad_hooks", [])
+        else:
+            hooks = self._creator.__dict__.setdefault("_hooks", {}).setdefault(self._out_index, [])
+        hooks.append(hook)
+        return _RemovableHook(hooks, hook)
 
     def register_post_accumulate_grad_hook(self, hook):
         """``hook(tensor)`` runs during backward each time a gradient has been added into this

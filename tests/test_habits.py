@@ -185,3 +185,58 @@ def test_grad_scaler_scales_unscales_and_skips_non_finite_steps():
     scaler.update()
     assert np.array_equal(model.weight.numpy(), kept) and scaler.get_scale() == 8.0  # skipped, backed off
     assert torch.amp.GradScaler(enabled=False).scale(loss) is loss
+
+
+def test_tensor_hooks_see_and_replace_gradients():
+    x = torch.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    w = torch.tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    y = x * w
+    seen = []
+    handle = y.register_hook(lambda g: seen.append(g.numpy().copy()) or g * 2)
+    (3 * y.sum()).backward()
+    assert seen[0].tolist() == [3.0, 3.0, 3.0]
+    assert x.grad.numpy().tolist() == [3.0, -6.0, 12.0] and w.grad.numpy().tolist() == [6.0, 12.0, 18.0]
+    handle.remove()
+    x.grad = None
+    x.register_hook(lambda g: g * 10)  # on a leaf: before it is accumulated
+    (x * x).sum().backward()
+    assert x.grad.numpy().tolist() == [20.0, 40.0, 60.0]
+    with pytest.raises(RuntimeError, match="doesn't require grad"):
+        torch.ones(2).register_hook(lambda g: g)
+
+
+def test_autograd_grad_leaves_every_grad_alone():
+    a = torch.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = torch.tensor(np.array([3.0, 4.0]), requires_grad=True)
+    b.grad = torch.tensor(np.array([9.0, 9.0]))
+    z = (a * b).sum() + (a ** 2).sum()
+    (ga,) = torch.autograd.grad(z, [a], retain_graph=True)
+    assert ga.numpy().tolist() == [5.0, 8.0] and a.grad is None and b.grad.numpy().tolist() == [9.0, 9.0]
+    ga, gb = torch.autograd.grad(z, (a, b))
+    assert ga.numpy().tolist() == [5.0, 8.0] and gb.numpy().tolist() == [1.0, 2.0]
+    c = torch.tensor(np.array([1.0]), requires_grad=True)
+    with pytest.raises(RuntimeError, match="input 1 was not used"):
+        torch.autograd.grad((a * 2).sum(), [a, c])
+    assert torch.autograd.grad((a * 2).sum(), [a, c], allow_unused=True)[1] is None
+
+
+def test_full_backward_hooks_get_grad_input_and_grad_output():
+    import minicnn.nn as nn
+
+    layer = nn.Linear(3, 2)
+    calls = []
+    handle = layer.register_full_backward_hook(
+        lambda m, gi, go: calls.append((m, [None if g is None else g.numpy().copy() for g in gi], go[0].numpy())))
+    x = torch.randn(4, 3, requires_grad=True)
+    layer(x).sum().backward()
+    module, grad_input, grad_output = calls[0]
+    assert module is layer and grad_output.tolist() == np.ones((4, 2)).tolist()
+    np.testing.assert_allclose(grad_input[0], x.grad.numpy())
+    calls.clear()
+    layer(torch.randn(4, 3)).sum().backward()  # the input needs no gradient: grad_input is (None,)
+    assert calls[0][1] == [None]
+    handle.remove()
+    layer.register_full_backward_hook(lambda m, gi, go: (gi[0] * 0,))
+    x.grad = None
+    layer(x).sum().backward()
+    assert np.abs(x.grad.numpy()).max() == 0

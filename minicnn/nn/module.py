@@ -10,10 +10,56 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import autograd, backend
+from ..autograd import Function
 from ..tensor import Tensor, split_device_dtype
 from .parameter import Parameter
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class _BackwardHookPoint(Function):
+    """An identity op whose backward hands the gradients flowing through it to ``callback``:
+    placed on a module's inputs (grad_input) and outputs (grad_output) for its backward hooks."""
+
+    def __init__(self, callback):
+        self.callback = callback
+
+    def forward(self, *xs):
+        return xs if len(xs) > 1 else xs[0]
+
+    def backward(self, *gys):
+        result = self.callback(gys)
+        return tuple(result) if len(gys) > 1 else result[0]
+
+    @staticmethod
+    def wrap(args, on_grad_input):
+        """The args, the tensors among them passed through one hook point."""
+        idx = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+        if not idx:
+            return args
+        out = _BackwardHookPoint(on_grad_input).apply(*[args[i] for i in idx])
+        out = out if isinstance(out, tuple) else (out,)
+        args = list(args)
+        for i, t in zip(idx, out):
+            args[i] = t
+        return tuple(args)
+
+    @staticmethod
+    def wrap_output(out, args, state, call_hooks):
+        """``out`` through a hook point that records grad_output; where no input needs a gradient
+        the hooks run from here, with grad_input all None."""
+        inputs_need_grad = any(isinstance(a, Tensor) and a.requires_grad for a in args)
+        n_inputs = sum(isinstance(a, Tensor) for a in args)
+
+        def on_grad_output(gys):
+            state["grad_output"] = gys
+            if not inputs_need_grad:
+                call_hooks((None,) * n_inputs, state)
+            return gys
+
+        if not isinstance(out, Tensor) or not out.requires_grad:
+            return out
+        return _BackwardHookPoint(on_grad_output).apply(out)
 
 
 class _HookHandle:
@@ -35,6 +81,7 @@ class Module:
         d["_modules"] = OrderedDict()
         d["_forward_hooks"] = OrderedDict()
         d["_forward_pre_hooks"] = OrderedDict()
+        d["_backward_hooks"] = OrderedDict()
         d["training"] = True
 
     # -- registration ------------------------------------------------------
@@ -151,12 +198,35 @@ class Module:
                 result = hook(self, args)
                 if result is not None:
                     args = result if isinstance(result, tuple) else (result,)
+            backward_hooks = self.__dict__.get("_backward_hooks") and autograd.is_grad_enabled()
+            if backward_hooks:
+                state = {}
+                args = _BackwardHookPoint.wrap(args, lambda grad_input: self._call_backward_hooks(grad_input, state))
             out = self.forward(*args, **kwargs)
             for hook in list(self._forward_hooks.values()):
                 result = hook(self, args, out)
                 if result is not None:
                     out = result
+            if backward_hooks:
+                out = _BackwardHookPoint.wrap_output(out, args, state, self._call_backward_hooks)
         return out
+
+    def register_full_backward_hook(self, hook):
+        """``hook(module, grad_input, grad_output)`` runs during backward once the gradients with
+        respect to the module's inputs are known (tuples of Tensors, None where an input needs
+        none) and may return a tuple to use as grad_input instead; returns a handle with ``remove()``."""
+        key = object()
+        self._backward_hooks[key] = hook
+        return _HookHandle(self._backward_hooks, key)
+
+    def _call_backward_hooks(self, grad_input, state):
+        grad_output = state.get("grad_output", ())
+        wrap = lambda gs: tuple(None if g is None else Tensor._make(g) for g in gs)  # noqa: E731
+        for hook in list(self._backward_hooks.values()):
+            result = hook(self, wrap(grad_input), wrap(grad_output))
+            if result is not None:
+                grad_input = tuple(None if g is None else (g.data if isinstance(g, Tensor) else g) for g in result)
+        return grad_input
 
     def register_forward_hook(self, hook):
         """``hook(module, inputs, output)`` runs after every forward and may return a
