@@ -343,8 +343,8 @@ class Tensor:
     def mean(self, dim=None, keepdim=False):
         return ops.mean(self, dim, keepdim)
 
-    def var(self, dim=None, keepdim=False, unbiased=True):
-        return ops.var(self, dim, keepdim, unbiased)
+    def var(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
+        return ops.var(self, dim, unbiased, keepdim, correction=correction)
 
     def max(self, dim=None, keepdim=False):
         return ops.max(self, dim, keepdim)
@@ -459,8 +459,8 @@ class Tensor:
     def bool(self):
         return Tensor._make(self.data.astype(bool))
 
-    def std(self, dim=None, keepdim=False, unbiased=True):
-        return ops.sqrt(self.var(dim, keepdim=keepdim, unbiased=unbiased))
+    def std(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
+        return ops.std(self, dim, unbiased, keepdim, correction=correction)
 
     # in place, on leaves outside autograd (optimizer steps, `w.data.sub_(...)`, initialisation)
     def _in_place(self, name, value):

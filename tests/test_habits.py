@@ -240,3 +240,19 @@ def test_full_backward_hooks_get_grad_input_and_grad_output():
     x.grad = None
     layer(x).sum().backward()
     assert np.abs(x.grad.numpy()).max() == 0
+
+
+def test_reductions_take_pytorchs_arguments():
+    x = torch.tensor(np.arange(12.0).reshape(3, 4))
+    a = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_allclose(x.var(1).numpy(), a.var(1, ddof=1))
+    np.testing.assert_allclose(x.var(1, False).numpy(), a.var(1))  # (dim, unbiased, keepdim), as PyTorch
+    assert x.var(1, True, True).shape == (3, 1) and x.std(0, False, True).shape == (1, 4)
+    assert torch.std(x).item() == pytest.approx(a.std(ddof=1)) and x.var(correction=0).item() == pytest.approx(a.var())
+    assert torch.sum(x, ()).item() == 66.0 and x.mean([]).item() == 5.5  # an empty dim reduces everything
+    for call, error, message in ((lambda: x.var(True), TypeError, "var: dim must be an int or a tuple of ints, got True"),
+                                 (lambda: torch.sum(x, True), TypeError, "sum: dim must be an int"),
+                                 (lambda: torch.amax(x, (0, 0)), ValueError, "amax: dim 0 appears more than once"),
+                                 (lambda: x.var(0, 1), TypeError, "unbiased must be a bool")):
+        with pytest.raises(error, match=message):
+            call()

@@ -6,6 +6,6 @@ that ``Tensor`` methods and ``minicnn`` need.
 from .activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from .arithmetic import add, div, matmul, mul, neg, pow, sub
 from .elementwise import abs, clamp, clip, exp, log, sqrt, where
-from .reduction import amax, amin, argmax, argmin, max, mean, min, sum, var
+from .reduction import amax, amin, argmax, argmin, max, mean, min, std, sum, var
 from .shape import (cat, chunk, clone, concatenate, expand, flatten, getitem, pad, permute,
                     reshape, split, squeeze, stack, transpose, unsqueeze, view)

@@ -9,18 +9,22 @@ MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
 
 def normalize_axes(dim, ndim, op):
-    """``dim`` (None, int or sequence) as a sorted tuple of non-negative axes."""
-    if dim is None:
+    """``dim`` (None, int or sequence) as a sorted tuple of non-negative axes; None and an empty
+    sequence mean every axis, as in PyTorch. Bools and repeated axes are refused, as there."""
+    if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, numbers.Integral) else dim
-    if not isinstance(dims, (tuple, list)) or not all(isinstance(d, numbers.Integral) for d in dims):
+    if not isinstance(dims, (tuple, list)) or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool)
+                                                       for d in dims):
         raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
     out, n = [], builtins.max(ndim, 1)
     for d in dims:
         if not -n <= d < n:
             raise IndexError(f"{op}: dim {d} is out of range for a tensor with {ndim} dimensions")
+        if d % n in out:
+            raise ValueError(f"{op}: dim {d % n} appears more than once in {tuple(dims)}")
         out.append(d % n)
-    return tuple(sorted(set(out))) if ndim else ()
+    return tuple(sorted(out)) if ndim else ()
 
 
 def _restore(gy, axes, keepdims, xp):
@@ -110,13 +114,25 @@ def mean(x, dim=None, keepdim=False):
     return Mean(normalize_axes(dim, x.ndim, "mean"), keepdim).apply(x)
 
 
-def var(x, dim=None, keepdim=False, unbiased=True):
+def var(x, dim=None, unbiased=True, keepdim=False, *, correction=None):
+    """Variance over ``dim``: the sum of squared deviations / (n - correction); ``unbiased``
+    means correction 1 (PyTorch's argument order: dim, unbiased, keepdim)."""
+    if isinstance(unbiased, numbers.Integral) and not isinstance(unbiased, bool):
+        raise TypeError(f"var: unbiased must be a bool, got {unbiased!r} (the order is dim, unbiased, keepdim)")
     axes = normalize_axes(dim, x.ndim, "var")
     n = 1
     for a in axes:
         n *= x.shape[a]
+    ddof = (1 if unbiased else 0) if correction is None else correction
     d = x - mean(x, axes, keepdim=True)
-    return sum(d * d, axes, keepdim) / builtins.max(n - 1 if unbiased else n, 1)
+    return sum(d * d, axes, keepdim) / builtins.max(n - ddof, 1)
+
+
+def std(x, dim=None, unbiased=True, keepdim=False, *, correction=None):
+    """The square root of ``var``, with the same arguments."""
+    from .elementwise import sqrt
+
+    return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
 
 
 def _extremum(x, dim, keepdim, use_max):
