@@ -134,3 +134,8 @@ def test_look_inside_example_writes_its_pictures(tmp_path):
         picture = read_png(path)
         assert picture.ndim == 3 and picture[..., :3].astype(float).var() > 10, path
     assert open(written[0]).read().startswith("digraph {")
+
+
+def test_quickstart_visibly_works():
+    lines = example("quickstart.py")
+    assert float(lines[-1].removeprefix("train_accuracy=")) >= 0.95  # the spirals are separated
