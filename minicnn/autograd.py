@@ -143,6 +143,21 @@ def _edge(t):
     return (t._creator, t._out_index)
 
 
+def functions(roots):
+    """Every node reachable from the Functions ``roots``, each once, in no particular order
+    (a node freed by an earlier backward raises)."""
+    seen, stack = set(), list(roots)
+    while stack:
+        fn = stack.pop()
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        if getattr(fn, "_freed", False):
+            raise _freed_error(fn)
+        yield fn
+        stack.extend(e[0] for e in fn._edges if isinstance(e, tuple))
+
+
 def _nodes_in_order(roots):
     """The nodes reachable from ``roots``, each listed after every node that consumes it.
 
@@ -313,19 +328,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             g = backend.array_module(t.data).ones_like(t.data)
         seeds.append(_to_array(g, t.dtype, t.device, op="autograd.grad"))
     # every leaf the walk will reach keeps its .grad; the inputs' gradients are caught on the way
-    leaves, stack, seen = {}, [t._creator for t in outputs if t._creator is not None], set()
-    while stack:
-        fn = stack.pop()
-        if id(fn) in seen:
-            continue
-        seen.add(id(fn))
-        if getattr(fn, "_freed", False):
-            raise _freed_error(fn)
-        for e in fn._edges:
-            if isinstance(e, tuple):
-                stack.append(e[0])
-            elif e is not None:
-                leaves[id(e)] = e
+    leaves = {id(e): e for fn in functions(t._creator for t in outputs if t._creator is not None)
+              for e in fn._edges if e is not None and not isinstance(e, tuple)}
     saved = {i: (t, t.grad) for i, t in leaves.items()}
     caught = [None] * len(inputs)
     handles = []

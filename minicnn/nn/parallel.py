@@ -96,17 +96,9 @@ class DistributedDataParallel(Module):
         """Count how often this forward used each parameter (its gradient arrives that often)."""
         uses = {id(p): 0 for p in self._params}
         outputs = out if isinstance(out, (tuple, list)) else (out,)
-        stack = [t._creator for t in outputs if isinstance(t, Tensor) and t._creator is not None]
-        seen = set()
-        while stack:
-            fn = stack.pop()
-            if id(fn) in seen:
-                continue
-            seen.add(id(fn))
+        for fn in autograd.functions(t._creator for t in outputs if isinstance(t, Tensor) and t._creator is not None):
             for edge in fn._edges:
-                if isinstance(edge, tuple):
-                    stack.append(edge[0])
-                elif edge is not None and id(edge) in uses:
+                if edge is not None and not isinstance(edge, tuple) and id(edge) in uses:
                     uses[id(edge)] += 1
         self._uses = uses
         self._finalizing = False
