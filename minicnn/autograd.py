@@ -165,19 +165,11 @@ def _nodes_in_order(roots):
     point at it, then release a node once all of its consumers have been listed.
     (A plain depth-first post-order gets shared sub-graphs wrong.)
     """
-    pending, seen, stack = {}, set(), list(roots)
-    while stack:
-        fn = stack.pop()
-        if id(fn) in seen:
-            continue
-        seen.add(id(fn))
-        if getattr(fn, "_freed", False):
-            raise _freed_error(fn)
+    pending = {}
+    for fn in functions(roots):
         for e in fn._edges:
             if isinstance(e, tuple):
-                child = e[0]
-                pending[id(child)] = pending.get(id(child), 0) + 1
-                stack.append(child)
+                pending[id(e[0])] = pending.get(id(e[0]), 0) + 1
     ready = [fn for fn in {id(f): f for f in roots}.values() if id(fn) not in pending]
     order = []
     while ready:
