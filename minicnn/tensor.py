@@ -158,7 +158,7 @@ class Tensor:
             out = ToDevice(backend.normalize_device(device)).apply(out)
         if dtype is not None and np.dtype(dtype) != self.dtype:
             out = Cast(dtype).apply(out)
-        return out
+        return self.clone() if copy and out is self else out
 
     def cpu(self):
         return self.to("cpu")
