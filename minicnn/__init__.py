@@ -14,8 +14,8 @@ from .backend import cuda_available, device
 from .creation import (arange, empty, eye, from_numpy, full, ones, ones_like, rand, rand_like, randint, randn,
                        randn_like, tensor, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
-from .ops import (abs, amax, amin, argmax, argmin, cat, chunk, clamp, clip, concatenate, exp, std,
-                  flatten, log, log_softmax, matmul, max, mean, min, pad, permute, relu,
+from .ops import (abs, add, amax, amin, argmax, argmin, cat, chunk, clamp, clip, concatenate, div, exp, mul, std, sub,
+                  flatten, log, log_softmax, matmul, max, maximum, mean, min, minimum, pad, permute, relu,
                   reshape, sigmoid, softmax, split, sqrt, squeeze, stack, sum, tanh,
                   transpose, unsqueeze, var, where)
 from .random import Generator, manual_seed

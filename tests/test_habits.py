@@ -256,3 +256,29 @@ def test_reductions_take_pytorchs_arguments():
                                  (lambda: x.var(0, 1), TypeError, "unbiased must be a bool")):
         with pytest.raises(error, match=message):
             call()
+
+
+def test_elementwise_extrema_alpha_rounding_softmax_dtype_and_squeeze_tuples():
+    a = torch.tensor(np.array([1.0, 5.0, 3.0]), requires_grad=True)
+    b = torch.tensor(np.array([2.0, 4.0, 3.0]), requires_grad=True)
+    y = torch.maximum(a, b)
+    assert y.numpy().tolist() == [2.0, 5.0, 3.0] and torch.max(a, b).numpy().tolist() == [2.0, 5.0, 3.0]
+    y.sum().backward()
+    assert a.grad.numpy().tolist() == [0.0, 1.0, 0.5] and b.grad.numpy().tolist() == [1.0, 0.0, 0.5]  # ties split
+    assert torch.minimum(a, b).numpy().tolist() == [1.0, 4.0, 3.0] == torch.min(a, b).numpy().tolist()
+    rng = np.random.default_rng(0)
+    p, q = (torch.tensor(rng.standard_normal(6), requires_grad=True) for _ in range(2))
+    assert torch.gradcheck(torch.maximum, [p, q]) and torch.gradcheck(torch.minimum, [p, q])
+    x = torch.tensor(np.arange(4.0))
+    assert torch.add(x, x, alpha=2).numpy().tolist() == [0.0, 3.0, 6.0, 9.0]
+    assert torch.sub(x, 1.0, alpha=2).numpy().tolist() == [-2.0, -1.0, 0.0, 1.0]
+    n = torch.tensor(np.array([-7.0, 7.0]))
+    assert torch.div(n, 2.0, rounding_mode="trunc").numpy().tolist() == [-3.0, 3.0]
+    assert torch.div(n, 2.0, rounding_mode="floor").numpy().tolist() == [-4.0, 3.0]
+    ints = torch.tensor(np.array([-7, 7]))
+    assert torch.div(ints, torch.tensor(np.array([2, 2])), rounding_mode="floor").numpy().tolist() == [-4, 3]
+    with pytest.raises(ValueError, match="rounding_mode must be None, 'trunc' or 'floor'"):
+        torch.div(n, 2.0, rounding_mode="round")
+    assert torch.softmax(torch.ones(2, 3), 1, dtype=torch.float64).dtype == np.float64
+    assert torch.squeeze(torch.zeros(1, 3, 1, 2), (0, 2)).shape == (3, 2)
+    assert torch.squeeze(torch.zeros(1, 3, 1, 2), (1, 2)).shape == (1, 3, 2)  # size-3 axis 1 stays

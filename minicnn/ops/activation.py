@@ -135,9 +135,10 @@ def tanh(x):
     return Tanh().apply(x)
 
 
-def softmax(x, dim):
-    return Softmax(_axis(dim, x.ndim, "softmax")).apply(x)
+def softmax(x, dim, dtype=None):
+    """``dtype``: cast x first (e.g. float64 for a float32 input), as PyTorch's."""
+    return Softmax(_axis(dim, x.ndim, "softmax")).apply(x if dtype is None else x.to(dtype=dtype))
 
 
-def log_softmax(x, dim):
-    return LogSoftmax(_axis(dim, x.ndim, "log_softmax")).apply(x)
+def log_softmax(x, dim, dtype=None):
+    return LogSoftmax(_axis(dim, x.ndim, "log_softmax")).apply(x if dtype is None else x.to(dtype=dtype))

@@ -3,6 +3,7 @@ import numbers
 
 import numpy as np
 
+from .. import backend
 from ..autograd import Function
 
 
@@ -207,20 +208,69 @@ class MatMul(Function):
         return ga, gb
 
 
-def add(a, b):
-    return Add().apply(a, b)
+def add(a, b, alpha=1):
+    """a + alpha * b."""
+    return Add().apply(a, b if alpha == 1 else b * alpha)
 
 
-def sub(a, b):
-    return Sub().apply(a, b)
+def sub(a, b, alpha=1):
+    """a - alpha * b."""
+    return Sub().apply(a, b if alpha == 1 else b * alpha)
+
+
+class Maximum(_Binary):
+    """y = max(a, b) element-wise (NaN wins, as PyTorch); the gradient goes to the larger, half
+    to each where they tie."""
+
+    op = "maximum"
+
+    def compute(self, a, b):
+        xp = backend.array_module(a)
+        self.a_wins, self.tie = (a > b if self.op == "maximum" else a < b), a == b
+        return xp.maximum(a, b) if self.op == "maximum" else xp.minimum(a, b)
+
+    def backward(self, gy):
+        half = 0.5 * gy * self.tie
+        return self.reduce(gy * self.a_wins + half, gy * ~(self.a_wins | self.tie) + half)
+
+
+class Minimum(Maximum):
+    """y = min(a, b) element-wise; as ``Maximum`` the other way round."""
+
+    op = "minimum"
+
+
+def maximum(a, b):
+    return Maximum().apply(a, b)
+
+
+def minimum(a, b):
+    return Minimum().apply(a, b)
 
 
 def mul(a, b):
     return Mul().apply(a, b)
 
 
-def div(a, b):
-    return Div().apply(a, b)
+def div(a, b, rounding_mode=None):
+    """a / b; ``rounding_mode`` "trunc" or "floor" rounds the quotient (no gradient then, as the
+    rounded quotient is piecewise constant)."""
+    if rounding_mode is None:
+        return Div().apply(a, b)
+    if rounding_mode not in ("trunc", "floor"):
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+    from ..tensor import Tensor, as_tensor
+
+    a = as_tensor(a, like=b if isinstance(b, Tensor) else None)
+    b = as_tensor(b, like=a)
+    xp = backend.array_module(a.data)
+    dtype = promote_types(a.dtype, b.dtype)
+    q = a.data.astype(dtype) / b.data.astype(dtype) if dtype.kind == "f" else None
+    if dtype.kind == "f":
+        out = xp.trunc(q) if rounding_mode == "trunc" else xp.floor(q)
+    else:
+        out = a.data // b.data if rounding_mode == "floor" else xp.fix(a.data / b.data).astype(dtype)
+    return Tensor._make(out.astype(dtype))
 
 
 def neg(x):

@@ -144,13 +144,20 @@ def _extremum(x, dim, keepdim, use_max):
 
 
 def max(x, dim=None, keepdim=False):
-    """Largest value; with an int ``dim``, a (values, indices) pair as in PyTorch."""
-    return _extremum(x, dim, keepdim, True)
+    """Largest value; with an int ``dim``, a (values, indices) pair; with a Tensor in place of
+    ``dim``, the element-wise maximum of the two (as PyTorch)."""
+    from ..tensor import Tensor
+    from .arithmetic import maximum
+
+    return maximum(x, dim) if isinstance(dim, Tensor) else _extremum(x, dim, keepdim, True)
 
 
 def min(x, dim=None, keepdim=False):
-    """Smallest value; with an int ``dim``, a (values, indices) pair as in PyTorch."""
-    return _extremum(x, dim, keepdim, False)
+    """Smallest value; as ``max``."""
+    from ..tensor import Tensor
+    from .arithmetic import minimum
+
+    return minimum(x, dim) if isinstance(dim, Tensor) else _extremum(x, dim, keepdim, False)
 
 
 def amax(x, dim=None, keepdim=False):

@@ -295,10 +295,11 @@ def transpose(x, dim0, dim1):
 
 
 def squeeze(x, dim=None):
+    """Drop size-1 axes: all of them, or those among ``dim`` (an int or a tuple of ints)."""
     if dim is None:
         return reshape(x, tuple(s for s in x.shape if s != 1))
-    d = _axis(dim, x.ndim, "squeeze")
-    return reshape(x, x.shape[:d] + x.shape[d + 1:]) if x.shape[d] == 1 else x
+    dims = {_axis(d, x.ndim, "squeeze") for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
+    return reshape(x, tuple(s for i, s in enumerate(x.shape) if not (i in dims and s == 1)))
 
 
 def unsqueeze(x, dim):
