@@ -62,23 +62,27 @@ def _correlate(acc, buf, taps, offset, step):
 @numba.njit(cache=True, inline="always")
 def _dots(sums, g, buf, offset, step):
     """sums[t] += sum_q g[q] * buf[q + offset + t*step]: the weight gradient of one tap row,
-    three taps to a pass over g."""
+    three taps to a pass over g (as ``_correlate``)."""
     n, t = g.size, 0
-    while t < len(sums):
+    while t + 3 <= len(sums):
         s0, s1, s2 = 0.0, 0.0, 0.0
         b0 = buf[offset + t * step:offset + t * step + n]
-        b1 = buf[offset + min(t + 1, len(sums) - 1) * step:offset + min(t + 1, len(sums) - 1) * step + n]
-        b2 = buf[offset + min(t + 2, len(sums) - 1) * step:offset + min(t + 2, len(sums) - 1) * step + n]
+        b1 = buf[offset + (t + 1) * step:offset + (t + 1) * step + n]
+        b2 = buf[offset + (t + 2) * step:offset + (t + 2) * step + n]
         for q in range(n):
             s0 += g[q] * b0[q]
             s1 += g[q] * b1[q]
             s2 += g[q] * b2[q]
         sums[t] += s0
-        if t + 1 < len(sums):
-            sums[t + 1] += s1
-        if t + 2 < len(sums):
-            sums[t + 2] += s2
+        sums[t + 1] += s1
+        sums[t + 2] += s2
         t += 3
+    while t < len(sums):
+        s0, b0 = 0.0, buf[offset + t * step:offset + t * step + n]
+        for q in range(n):
+            s0 += g[q] * b0[q]
+        sums[t] += s0
+        t += 1
 
 
 def _forward_wide(x, w, b, y, ph, pw, dh, dw):
