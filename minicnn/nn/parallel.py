@@ -39,7 +39,9 @@ class DistributedDataParallel(Module):
     PyTorch). ``broadcast_buffers``: copy rank 0's buffers (batch-norm statistics) to every
     rank at each forward. ``no_sync()``: accumulate gradients locally (gradient accumulation);
     the next backward outside it averages the sum. State-dict keys carry the prefix
-    ``module.``, as PyTorch's.
+    ``module.``, as PyTorch's. ``device_ids``, ``output_device``, ``find_unused_parameters``
+    and ``gradient_as_bucket_view`` are accepted for PyTorch's scripts: a process uses the
+    module's device, and unused parameters are found from each forward's graph anyway.
     """
 
     def __init__(self, module, device_ids=None, output_device=None, broadcast_buffers=True, bucket_cap_mb=25,
