@@ -51,7 +51,7 @@ class GradScaler:
             for group in optimizer.param_groups:
                 for p in group["params"]:
                     if p.grad is not None:
-                        g = p.grad.data / p.grad.data.dtype.type(self._scale)
+                        g = p.grad.array / p.grad.array.dtype.type(self._scale)
                         self._found_inf |= not bool((abs(g) < float("inf")).all())
                         p.grad = Tensor._make(g)
         self._unscaled.add(id(optimizer))

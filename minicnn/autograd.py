@@ -13,6 +13,7 @@ itself). So an intermediate array lives only as long as some node saved it for
 its backward, never merely because it was an input.
 """
 import contextlib
+import inspect
 import threading
 
 from . import backend
@@ -66,6 +67,20 @@ def module_scope(module):
         stack.pop()
 
 
+class _Apply:
+    """``Function.apply`` in both of its spellings: ``MyOp(args).apply(x)`` on an instance
+    (minicnn's style: forward/backward on arrays), ``MyOp.apply(x)`` on a class whose
+    ``forward``/``backward`` are static methods taking ``ctx`` (PyTorch's style)."""
+
+    def __get__(self, fn, cls):
+        if fn is not None:
+            return fn._apply
+        if not isinstance(inspect.getattr_static(cls, "forward"), staticmethod):
+            raise TypeError(f"{cls.__name__}.apply: call it on an instance ({cls.__name__}(...).apply(x)), or "
+                            "make forward(ctx, ...) and backward(ctx, ...) static methods, as in PyTorch")
+        return lambda *args: _CtxNode(cls, args)._apply(*[a for a in args if _is_tensor(a)])
+
+
 class Function:
     """One differentiable op.
 
@@ -73,12 +88,18 @@ class Function:
     ``backward(*grad_outputs) -> grad | tuple of grads`` (``None`` for an input
     that needs no gradient). ``self.xp`` is the array module of the inputs and
     ``self.needs_input_grad`` says which inputs want a gradient.
+
+    PyTorch's style works too: ``@staticmethod forward(ctx, *args)`` on Tensors (any other
+    arguments pass through), ``ctx.save_for_backward(...)``, ``@staticmethod backward(ctx,
+    *grads)`` returning one gradient (or None) per argument of forward, then ``MyOp.apply(...)``.
     """
+
+    apply = _Apply()
 
     #: outputs that carry no gradient (e.g. the indices of max_pool2d)
     non_differentiable_outputs = ()
 
-    def apply(self, *inputs):
+    def _apply(self, *inputs):
         """Run ``forward`` on the inputs' arrays and, if any input requires grad, record the node."""
         from .tensor import Tensor, as_tensor
 
@@ -93,9 +114,9 @@ class Function:
             )
         if len(tensors) < len(inputs):
             inputs = [x if isinstance(x, Tensor) else as_tensor(x, like=like, op=self.name) for x in inputs]
-        self.xp = backend.array_module(like.data)
+        self.xp = backend.array_module(like.array)
         self.needs_input_grad = tuple(t.requires_grad for t in inputs)
-        outs = self.forward(*[t.data for t in inputs])
+        outs = self.forward(*[t.array for t in inputs])
         single = not isinstance(outs, tuple)
         outs = (outs,) if single else outs
         record = is_grad_enabled() and any(self.needs_input_grad)
@@ -106,7 +127,7 @@ class Function:
         )
         if record:
             self._edges = [_edge(t) for t in inputs]
-            self._in_meta = [(t.data.shape, t.data.dtype) for t in inputs]
+            self._in_meta = [(t.array.shape, t.array.dtype) for t in inputs]
             self._out_meta = [(o.shape, o.dtype) for o in outs]
             self._scope = tuple(getattr(_state, "modules", ()))  # the modules it ran in, outermost first
             self._retained = {}
@@ -121,6 +142,16 @@ class Function:
     def name(self):
         return type(self).__name__
 
+    def __repr__(self):
+        return f"<{self.name} object at {id(self):#x}>"
+
+    @property
+    def next_functions(self):
+        """Where each input's gradient goes, as PyTorch's ``grad_fn.next_functions``: (node, output
+        index) for an input made by an op, (AccumulateGrad, 0) for a leaf, (None, 0) for no gradient."""
+        return tuple(e if isinstance(e, tuple) else (None if e is None else AccumulateGrad(e), 0)
+                     for e in self._edges)
+
     def forward(self, *xs):
         raise NotImplementedError
 
@@ -131,6 +162,80 @@ class Function:
         """Forget everything saved for backward (the graph is freed)."""
         self.__dict__.clear()
         self._freed = True
+
+
+class AccumulateGrad:
+    """The end of a path in the graph: the gradient is added to the leaf ``variable``'s ``.grad``."""
+
+    name = "AccumulateGrad"
+    next_functions = ()
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def __repr__(self):
+        return f"<AccumulateGrad of a leaf of shape {self.variable.shape}>"
+
+
+class FunctionCtx:
+    """The ``ctx`` of a PyTorch-style Function: what forward leaves for backward."""
+
+    def save_for_backward(self, *tensors):
+        self._saved = tensors
+
+    @property
+    def saved_tensors(self):
+        return getattr(self, "_saved", ())
+
+    def mark_non_differentiable(self, *outputs):
+        self._non_differentiable = {id(t) for t in outputs}
+
+
+def _is_tensor(x):
+    from .tensor import Tensor
+    return isinstance(x, Tensor)
+
+
+class _CtxNode(Function):
+    """The graph node of one call of a PyTorch-style Function ``cls`` with arguments ``args``."""
+
+    def __init__(self, cls, args):
+        self.cls, self.args, self.ctx = cls, args, FunctionCtx()
+
+    @property
+    def name(self):
+        return self.cls.__name__
+
+    def forward(self, *arrays):
+        from .tensor import Tensor
+
+        it = iter(self.needs_input_grad)
+        self.ctx.needs_input_grad = tuple(next(it) if _is_tensor(a) else False for a in self.args)
+        it = iter(arrays)
+        args = [Tensor._make(next(it)) if _is_tensor(a) else a for a in self.args]
+        self.positions = [i for i, a in enumerate(self.args) if _is_tensor(a)]
+        self.args = None  # the inputs live on only if forward saved them
+        with no_grad():
+            out = self.cls.forward(self.ctx, *args)
+        single = not isinstance(out, tuple)
+        outs = (out,) if single else out
+        if not all(isinstance(o, Tensor) for o in outs):
+            raise TypeError(f"{self.name}.forward must return Tensors, got {[type(o).__name__ for o in outs]}")
+        dropped = getattr(self.ctx, "_non_differentiable", ())
+        self.non_differentiable_outputs = tuple(i for i, o in enumerate(outs) if id(o) in dropped)
+        arrays = tuple(o.array for o in outs)
+        return arrays[0] if single else arrays
+
+    def backward(self, *gys):
+        from .tensor import Tensor
+
+        with no_grad():
+            grads = self.cls.backward(self.ctx, *[Tensor._make(g) for g in gys])
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        if len(grads) != len(self.ctx.needs_input_grad):
+            raise RuntimeError(f"{self.name}.backward returned {len(grads)} gradients for "
+                               f"{len(self.ctx.needs_input_grad)} arguments of forward")
+        return tuple(g.array if isinstance(g, Tensor) else g for g in (grads[i] for i in self.positions))
 
 
 def _edge(t):
@@ -293,7 +398,7 @@ def _run_hooks(hooks, g):
     for hook in hooks:
         out = hook(Tensor._make(g))
         if out is not None:
-            g = out.data if isinstance(out, Tensor) else out
+            g = out.array if isinstance(out, Tensor) else out
     return g
 
 
@@ -315,9 +420,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     seeds = []
     for t, g in zip(outputs, grad_outputs):
         if g is None:
-            if t.data.size != 1:
+            if t.array.size != 1:
                 raise RuntimeError(f"autograd.grad: grad_outputs needed for an output of shape {t.shape}")
-            g = backend.array_module(t.data).ones_like(t.data)
+            g = backend.array_module(t.array).ones_like(t.array)
         seeds.append(_to_array(g, t.dtype, t.device, op="autograd.grad"))
     # every leaf the walk will reach keeps its .grad; the inputs' gradients are caught on the way
     leaves = {id(e): e for fn in functions(t._creator for t in outputs if t._creator is not None)
@@ -330,7 +435,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError(f"autograd.grad: input {k} does not require grad")
 
         def catch(g, k=k):
-            caught[k] = g.data if caught[k] is None else caught[k] + g.data
+            caught[k] = g.array if caught[k] is None else caught[k] + g.array
 
         handles.append(t.register_hook(catch))
     try:

@@ -40,12 +40,12 @@ def full(size, fill_value, dtype=np.float32, requires_grad=False, device="cpu"):
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
-    xp = backend.array_module(t.data)
+    xp = backend.array_module(t.array)
     return Tensor(xp.zeros(t.shape, dtype or t.dtype), requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False):
-    xp = backend.array_module(t.data)
+    xp = backend.array_module(t.array)
     return Tensor(xp.ones(t.shape, dtype or t.dtype), requires_grad=requires_grad)
 
 

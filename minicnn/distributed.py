@@ -202,7 +202,7 @@ class Work:
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Combine ``tensor`` over every process, in place (SUM, AVG, MIN, MAX, PRODUCT)."""
     g = _require()
-    array = tensor.data if isinstance(tensor, Tensor) else tensor
+    array = tensor.array if isinstance(tensor, Tensor) else tensor
     if g.backend == "nccl":
         _nccl_all_reduce(g, array, op)
         return Work(None, "all_reduce") if async_op else None
@@ -231,7 +231,7 @@ def _nccl_all_reduce(g, array, op):
 def broadcast(tensor, src=0, group=None, async_op=False):
     """Copy rank ``src``'s ``tensor`` into every other rank's, in place."""
     g = _require()
-    array = tensor.data if isinstance(tensor, Tensor) else tensor
+    array = tensor.array if isinstance(tensor, Tensor) else tensor
     if g.backend == "nccl":
         from cupy.cuda import nccl
         types = {np.dtype(np.float32): nccl.NCCL_FLOAT32, np.dtype(np.float64): nccl.NCCL_FLOAT64,

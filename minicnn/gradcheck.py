@@ -37,7 +37,7 @@ def _objective(fn, inputs, vs):
     """L = sum_k <f_k(inputs), v_k> as a Python float (no graph)."""
     with no_grad():
         outs = _outputs(fn, inputs)
-    return float(sum((backend.to_numpy(o.data).astype(np.float64) * v).sum() for o, v in zip(outs, vs)))
+    return float(sum((backend.to_numpy(o.array).astype(np.float64) * v).sum() for o, v in zip(outs, vs)))
 
 
 def compare_gradients(fn, inputs, eps=1e-6, fast_mode=False, seed=0):
@@ -121,7 +121,7 @@ def _analytic(fn, inputs, checked, rng):
             if g is not None and (g.shape != inputs[i].shape or g.dtype != inputs[i].dtype):
                 raise GradcheckError(f"gradcheck: the gradient of input {i} has shape {g.shape} and dtype "
                                      f"{g.dtype}, but the input has shape {inputs[i].shape} and dtype {inputs[i].dtype}")
-            analytic[i] = np.zeros(inputs[i].shape) if g is None else backend.to_numpy(g.data).astype(np.float64)
+            analytic[i] = np.zeros(inputs[i].shape) if g is None else backend.to_numpy(g.array).astype(np.float64)
         return analytic, vs
     finally:
         for i, g in zip(checked, saved):
@@ -131,10 +131,10 @@ def _analytic(fn, inputs, checked, rng):
 def _numeric(fn, inputs, x, eps, vs):
     """Central differences element by element, on a private copy of x's data."""
     grad = np.zeros(x.shape)
-    original = x.data
+    original = x.array
     work = backend.array_module(original).array(original, order="C")  # writable, ours
-    flat = work.reshape(-1)  # a view: perturbing it perturbs x while x.data is work
-    x.data = work
+    flat = work.reshape(-1)  # a view: perturbing it perturbs x while x.array is work
+    x.array = work
     try:
         for j in range(flat.size):
             orig = flat[j].item()
@@ -145,19 +145,19 @@ def _numeric(fn, inputs, x, eps, vs):
             flat[j] = orig
             grad.reshape(-1)[j] = (plus - minus) / (2 * eps)
     finally:
-        x.data = original
+        x.array = original
     return grad
 
 
 def _directional(fn, inputs, x, u, eps, vs):
     """(L(x + eps u) - L(x - eps u)) / (2 eps)."""
-    original = x.data
+    original = x.array
     step = backend.to_device(u.astype(original.dtype), x.device)
     try:
-        x.data = original + eps * step
+        x.array = original + eps * step
         plus = _objective(fn, inputs, vs)
-        x.data = original - eps * step
+        x.array = original - eps * step
         minus = _objective(fn, inputs, vs)
     finally:
-        x.data = original
+        x.array = original
     return (plus - minus) / (2 * eps)

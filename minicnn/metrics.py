@@ -20,7 +20,7 @@ from .tensor import Tensor
 
 
 def _host(x):
-    return backend.to_numpy(x.data if isinstance(x, Tensor) else x)
+    return backend.to_numpy(x.array if isinstance(x, Tensor) else x)
 
 
 def _labels(output, target):

@@ -156,7 +156,7 @@ def _host_array(x):
     from .tensor import Tensor
 
     if isinstance(x, Tensor):
-        x = x.data
+        x = x.array
     if isinstance(x, np.ndarray) or backend.is_cupy_array(x):
         return backend.to_numpy(x)
     return None

@@ -148,11 +148,11 @@ def _layer_macs(module, inputs, output):
     conv, conv_t, linear = _conv_like()
     w = getattr(module, "weight", None)
     if isinstance(module, conv):
-        return output.data.size * int(np.prod(w.shape[1:]))
+        return output.array.size * int(np.prod(w.shape[1:]))
     if isinstance(module, conv_t):
-        return inputs[0].data.size * int(np.prod(w.shape[1:]))
+        return inputs[0].array.size * int(np.prod(w.shape[1:]))
     if isinstance(module, linear):
-        return output.data.size * w.shape[1]
+        return output.array.size * w.shape[1]
     return 0
 
 
@@ -196,9 +196,9 @@ def summary(model, input_size, batch_size=1, device="cpu", optimizer="adam"):
             layers.append(LayerInfo(
                 name=name or type(module).__name__, kind=type(module).__name__,
                 output_shape=shapes[0] if len(shapes) == 1 else shapes,
-                params=sum(p.data.size for p in module.parameters(recurse=False)),
+                params=sum(p.array.size for p in module.parameters(recurse=False)),
                 macs=_layer_macs(module, inputs, outs[0]) if outs else 0,
-                output_bytes=sum(t.data.nbytes for t in outs)))
+                output_bytes=sum(t.array.nbytes for t in outs)))
         return hook
 
     modes = {id(m): m.training for m in model.modules()}
@@ -218,9 +218,9 @@ def summary(model, input_size, batch_size=1, device="cpu", optimizer="adam"):
 
     return ModelSummary(
         model_name=type(model).__name__, input_size=input_size, batch_size=batch_size,
-        layers=layers, total_params=sum(p.data.size for p in params),
-        trainable_params=sum(p.data.size for p in params if p.requires_grad),
-        itemsize=np.dtype(dtype).itemsize, input_bytes=x.data.nbytes, optimizer=optimizer)
+        layers=layers, total_params=sum(p.array.size for p in params),
+        trainable_params=sum(p.array.size for p in params if p.requires_grad),
+        itemsize=np.dtype(dtype).itemsize, input_bytes=x.array.nbytes, optimizer=optimizer)
 
 
 def max_batch_size(model, input_size, memory_gb, optimizer="adam", device="cpu"):

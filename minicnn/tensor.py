@@ -13,7 +13,7 @@ def _to_array(data, dtype, device, op="tensor()", copy=False):
 
     With ``copy`` the result never shares memory with ``data``."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     xp = backend.cupy_module() if device == "cuda" else np
     if backend.is_cupy_array(data) or isinstance(data, (np.ndarray, np.generic)):
         arr = data
@@ -40,8 +40,9 @@ def _to_array(data, dtype, device, op="tensor()", copy=False):
 class Tensor:
     """An n-dimensional array that can record the ops applied to it.
 
-    ``data`` is the NumPy or CuPy array, ``grad`` a Tensor (or None) filled by
-    ``backward``; ``requires_grad`` marks leaves whose gradient is wanted.
+    ``array`` is the NumPy or CuPy array that holds the values, ``grad`` a Tensor (or None)
+    filled by ``backward``; ``requires_grad`` marks leaves whose gradient is wanted. ``data``
+    is, as in PyTorch, a Tensor sharing ``array`` without the history (``w.data.sub_(...)``).
     """
 
     # ``ndarray + Tensor`` defers to Tensor.__radd__ (and NumPy ufuncs refuse Tensors
@@ -51,8 +52,8 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None, copy=False):
         if device is None:
-            device = backend.device_of(data.data if isinstance(data, Tensor) else data)
-        self.data = _to_array(data, dtype, backend.normalize_device(device), copy=copy)
+            device = backend.device_of(data.array if isinstance(data, Tensor) else data)
+        self.array = _to_array(data, dtype, backend.normalize_device(device), copy=copy)
         self.grad = None
         self._creator = None
         self._out_index = 0
@@ -62,35 +63,47 @@ class Tensor:
     def _make(cls, array, requires_grad=False):
         """Wrap an array produced by an op, without checks or copies."""
         t = cls.__new__(cls)
-        t.data, t.grad, t._creator, t._out_index = array, None, None, 0
+        t.array, t.grad, t._creator, t._out_index = array, None, None, 0
         t._requires_grad = requires_grad
         return t
 
     # -- properties ---------------------------------------------------------
+    @property
+    def data(self):
+        """The same values (shared memory) as a Tensor outside the graph, as PyTorch's ``.data``."""
+        return Tensor._make(self.array)
+
+    @data.setter
+    def data(self, value):
+        """``t.data = other`` makes ``t`` hold other's values (a Tensor or an array; any shape)."""
+        self.array = _to_array(value, None, self.device, op="Tensor.data")
+
     @property
     def requires_grad(self):
         return self._requires_grad
 
     @requires_grad.setter
     def requires_grad(self, flag):
-        if flag and self.data.dtype.kind != "f":
-            raise TypeError(f"only floating point tensors can require gradients, not {self.data.dtype}")
+        if flag and self.array.dtype.kind != "f":
+            raise TypeError(f"only floating point tensors can require gradients, not {self.array.dtype}")
         if not flag and self._creator is not None:
             raise RuntimeError("requires_grad can only be cleared on a leaf tensor; use detach()")
         self._requires_grad = bool(flag)
 
-    shape = property(lambda self: tuple(self.data.shape))
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    device = property(lambda self: backend.device_of(self.data))
+    shape = property(lambda self: tuple(self.array.shape))
+    dtype = property(lambda self: self.array.dtype)
+    ndim = property(lambda self: self.array.ndim)
+    device = property(lambda self: backend.device_of(self.array))
     is_leaf = property(lambda self: self._creator is None)
+    grad_fn = property(lambda self: self._creator, doc="The graph node (a Function) that made this tensor; "
+                       "None for a leaf. ``grad_fn.next_functions`` walks on towards the inputs.")
     T = property(lambda self: self.transpose(-1, -2) if self.ndim >= 2 else self)
 
     def size(self, dim=None):
         return self.shape if dim is None else self.shape[dim]
 
     def numel(self):
-        return int(self.data.size)
+        return int(self.array.size)
 
     def dim(self):
         return self.ndim
@@ -110,37 +123,37 @@ class Tensor:
         return f"tensor({body}, dtype={self.dtype}{dev}{extra})"
 
     def __format__(self, spec):
-        if spec and self.data.size == 1:
+        if spec and self.array.size == 1:
             return format(self.item(), spec)
         return format(repr(self), spec)
 
     # -- conversion ---------------------------------------------------------
     def numpy(self):
         """The values as a host NumPy array (a copy when on the GPU)."""
-        return backend.to_numpy(self.data)
+        return backend.to_numpy(self.array)
 
     def __array__(self, dtype=None, copy=None):
         a = self.numpy() if dtype is None else self.numpy().astype(dtype, copy=False)
-        return a.copy() if copy and a is self.data else a
+        return a.copy() if copy and a is self.array else a
 
     def item(self):
-        if self.data.size != 1:
-            raise ValueError(f"item(): tensor of shape {self.shape} has {self.data.size} elements, not 1")
-        return self.data.reshape(()).item()
+        if self.array.size != 1:
+            raise ValueError(f"item(): tensor of shape {self.shape} has {self.array.size} elements, not 1")
+        return self.array.reshape(()).item()
 
     def tolist(self):
         return self.numpy().tolist()
 
     def detach(self):
         """Same data (shared memory), cut from the graph."""
-        return Tensor._make(self.data)
+        return Tensor._make(self.array)
 
     def clone(self):
         """A copy in new memory that stays in the graph (its gradient flows back to ``self``)."""
         return ops.clone(self)
 
     def contiguous(self):
-        return self if self.data.flags.c_contiguous else self.clone()
+        return self if self.array.flags.c_contiguous else self.clone()
 
     def requires_grad_(self, requires_grad=True):
         self.requires_grad = requires_grad
@@ -173,7 +186,7 @@ class Tensor:
         return self.to(dtype=np.float64)
 
     def long(self):
-        return Tensor._make(self.data.astype(np.int64))
+        return Tensor._make(self.array.astype(np.int64))
 
     def astype(self, dtype):
         return self.to(dtype=dtype)
@@ -191,15 +204,15 @@ class Tensor:
                 "(did you compute it under no_grad, or from tensors without requires_grad=True?)"
             )
         if grad is None:
-            if self.data.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(
                     f"backward(): grad can be implicitly created only for scalar outputs, "
                     f"but this tensor has shape {self.shape}; pass grad=<tensor of that shape>"
                 )
-            g, user = backend.array_module(self.data).ones_like(self.data), ()
+            g, user = backend.array_module(self.array).ones_like(self.array), ()
         else:
             g = _to_array(grad, self.dtype, self.device, op="backward()")
-            if g.shape != self.data.shape:
+            if g.shape != self.array.shape:
                 raise RuntimeError(f"backward(): grad has shape {tuple(g.shape)} but the tensor has shape {self.shape}")
             user = (g,)
         autograd.backward([self], [g], retain_graph=retain_graph, user_grads=user)
@@ -210,7 +223,7 @@ class Tensor:
         ``register_post_accumulate_grad_hook``."""
         if self._creator is None and getattr(self, "_grad_hooks", None):
             g = autograd._run_hooks(self._grad_hooks, g)
-        self.grad = Tensor._make(g if self.grad is None else self.grad.data + g)
+        self.grad = Tensor._make(g if self.grad is None else self.grad.array + g)
         for hook in getattr(self, "_post_accumulate_grad_hooks", ()):
             hook(self)
 
@@ -243,7 +256,7 @@ class Tensor:
         return self
 
     def zero_(self):
-        self.data[...] = 0
+        self.array[...] = 0
         return self
 
     # -- arithmetic ---------------------------------------------------------
@@ -299,8 +312,8 @@ class Tensor:
 
     # Comparisons give boolean tensors outside the graph.
     def _compare(self, o, f):
-        other = o.data if isinstance(o, Tensor) else o
-        return Tensor._make(f(self.data, other))
+        other = o.array if isinstance(o, Tensor) else o
+        return Tensor._make(f(self.array, other))
 
     __lt__ = lambda self, o: self._compare(o, lambda a, b: a < b)
     __le__ = lambda self, o: self._compare(o, lambda a, b: a <= b)
@@ -311,9 +324,9 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
-        return bool(self.data.reshape(()))
+        return bool(self.array.reshape(()))
 
     def __float__(self):
         return float(self.item())
@@ -323,9 +336,9 @@ class Tensor:
 
     def __index__(self):
         """A one-element integer tensor indexes a list (``classes[labels[j]]``), as in PyTorch."""
-        if self.data.size != 1 or self.data.dtype.kind not in "iub":
+        if self.array.size != 1 or self.array.dtype.kind not in "iub":
             raise TypeError(f"only integer tensors of a single element can be converted to an index "
-                            f"(got {self.data.dtype} of shape {self.shape})")
+                            f"(got {self.array.dtype} of shape {self.shape})")
         return int(self.item())
 
     def __getitem__(self, index):
@@ -334,7 +347,7 @@ class Tensor:
     def __setitem__(self, index, value):
         if self.requires_grad and autograd.is_grad_enabled():
             raise RuntimeError("in-place assignment to a tensor that requires grad; wrap it in no_grad()")
-        self.data[_raw_index(index)] = value.data if isinstance(value, Tensor) else value
+        self.array[_raw_index(index)] = value.array if isinstance(value, Tensor) else value
 
     # -- methods that mirror the functional ops -----------------------------
     def sum(self, dim=None, keepdim=False):
@@ -439,25 +452,25 @@ class Tensor:
         return self.reshape(other.shape)
 
     def isnan(self):
-        return Tensor._make(backend.array_module(self.data).isnan(self.data))
+        return Tensor._make(backend.array_module(self.array).isnan(self.array))
 
     def isinf(self):
-        return Tensor._make(backend.array_module(self.data).isinf(self.data))
+        return Tensor._make(backend.array_module(self.array).isinf(self.array))
 
     def isfinite(self):
-        return Tensor._make(backend.array_module(self.data).isfinite(self.data))
+        return Tensor._make(backend.array_module(self.array).isfinite(self.array))
 
     def any(self, dim=None, keepdim=False):
-        return Tensor._make(self.data.any(axis=dim, keepdims=keepdim))
+        return Tensor._make(self.array.any(axis=dim, keepdims=keepdim))
 
     def all(self, dim=None, keepdim=False):
-        return Tensor._make(self.data.all(axis=dim, keepdims=keepdim))
+        return Tensor._make(self.array.all(axis=dim, keepdims=keepdim))
 
     def int(self):
         return self.to(dtype=np.int32)
 
     def bool(self):
-        return Tensor._make(self.data.astype(bool))
+        return Tensor._make(self.array.astype(bool))
 
     def std(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
         return ops.std(self, dim, unbiased, keepdim, correction=correction)
@@ -466,20 +479,20 @@ class Tensor:
     def _in_place(self, name, value):
         if self.requires_grad and autograd.is_grad_enabled():
             raise RuntimeError(f"{name}: in-place change of a tensor that requires grad; wrap it in no_grad()")
-        self.data[...] = value
+        self.array[...] = value
         return self
 
     def add_(self, other, alpha=1):
-        return self._in_place("add_", self.data + alpha * _raw(other))
+        return self._in_place("add_", self.array + alpha * _raw(other))
 
     def sub_(self, other, alpha=1):
-        return self._in_place("sub_", self.data - alpha * _raw(other))
+        return self._in_place("sub_", self.array - alpha * _raw(other))
 
     def mul_(self, other):
-        return self._in_place("mul_", self.data * _raw(other))
+        return self._in_place("mul_", self.array * _raw(other))
 
     def div_(self, other):
-        return self._in_place("div_", self.data / _raw(other))
+        return self._in_place("div_", self.array / _raw(other))
 
     def fill_(self, value):
         return self._in_place("fill_", _raw(value))
@@ -489,19 +502,19 @@ class Tensor:
                               else _raw(src))
 
     def clamp_(self, min=None, max=None):
-        return self._in_place("clamp_", backend.array_module(self.data).clip(self.data, min, max))
+        return self._in_place("clamp_", backend.array_module(self.array).clip(self.array, min, max))
 
 
 def _raw(x):
     """The array behind a Tensor, or the value itself."""
-    return x.data if isinstance(x, Tensor) else x
+    return x.array if isinstance(x, Tensor) else x
 
 
 def _raw_index(index):
     if isinstance(index, Tensor):
-        return index.data
+        return index.array
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
     return index
 
 
@@ -512,7 +525,7 @@ def as_tensor(x, like=None, op="tensor()"):
     if like is None:
         return Tensor._make(_to_array(x, None, "cpu", op=op))
     if isinstance(x, numbers.Real):
-        xp = backend.array_module(like.data)
+        xp = backend.array_module(like.array)
         dtype = like.dtype if like.dtype.kind == "f" or not isinstance(x, float) else _DEFAULT_FLOAT
         return Tensor._make(xp.asarray(x, dtype=dtype))
     return Tensor._make(_to_array(x, None, like.device, op=op))

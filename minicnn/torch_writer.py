@@ -34,7 +34,7 @@ class _Pickle:
 
         out = self.out
         if isinstance(obj, Tensor):
-            obj = obj.data
+            obj = obj.array
         if hasattr(obj, "shape") and hasattr(obj, "dtype") and not isinstance(obj, np.generic):
             return self.tensor(backend.to_numpy(obj), where)
         if isinstance(obj, np.generic):

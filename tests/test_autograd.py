@@ -58,12 +58,12 @@ def test_leaf_gradients_never_share_memory():
     b = mc.tensor([3.0, 4.0], requires_grad=True)
     seed = np.array([1.0, 1.0], dtype=np.float32)
     (a + b).backward(seed)
-    assert not np.shares_memory(a.grad.data, b.grad.data)
-    assert not np.shares_memory(a.grad.data, seed)
+    assert not np.shares_memory(a.grad.array, b.grad.array)
+    assert not np.shares_memory(a.grad.array, seed)
     c = mc.tensor([[1.0, 2.0]], requires_grad=True)
     c.sum().backward()  # Sum's backward hands out a read-only broadcast view
-    assert c.grad.data.flags.writeable and c.grad.data.flags.c_contiguous
-    a.grad.data[0] = 99.0  # in-place changes to one .grad leave the others alone
+    assert c.grad.array.flags.writeable and c.grad.array.flags.c_contiguous
+    a.grad.array[0] = 99.0  # in-place changes to one .grad leave the others alone
     assert b.grad.numpy()[0] == 1.0 and seed[0] == 1.0
 
 
@@ -72,7 +72,7 @@ def test_backward_on_a_leaf_stores_a_copy_of_the_seed():
     g = mc.tensor([5.0, 6.0])
     x.backward(g)
     np.testing.assert_array_equal(x.grad.numpy(), [5, 6])
-    assert not np.shares_memory(x.grad.data, g.data)
+    assert not np.shares_memory(x.grad.array, g.array)
 
 
 # --- graph modes ----------------------------------------------------------------------
@@ -107,7 +107,7 @@ def test_detach_shares_data_and_stops_the_gradient():
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
     e = x.detach()
-    assert np.shares_memory(e.data, x.data)
+    assert np.shares_memory(e.array, x.array)
 
 
 def test_backward_twice_raises_unless_retain_graph():
@@ -142,7 +142,7 @@ def test_retain_grad_and_leaf_versus_non_leaf():
     np.testing.assert_array_equal(h.grad.numpy(), 2 * h.numpy())
     np.testing.assert_array_equal(x.grad.numpy(), 3 * 2 * h.numpy() + 4)
     assert k.grad is None and y.grad.item() == 1.0
-    assert not np.shares_memory(h.grad.data, x.grad.data)
+    assert not np.shares_memory(h.grad.array, x.grad.array)
 
 
 def test_requires_grad_rules():
@@ -178,7 +178,7 @@ def test_nodes_are_freed_right_after_their_backward():
 def test_intermediates_that_backward_does_not_need_are_not_kept_alive():
     x = mc.tensor(np.ones(1000, np.float32), requires_grad=True)
     h = x + 1  # Add keeps nothing; Mul by a constant keeps only the constant
-    ref = weakref.ref(h.data)
+    ref = weakref.ref(h.array)
     y = (h * 2.0).sum()
     del h
     gc.collect()
@@ -190,7 +190,7 @@ def test_intermediates_that_backward_does_not_need_are_not_kept_alive():
 def test_saved_arrays_are_released_by_backward():
     x = mc.tensor(np.ones(1000, np.float32), requires_grad=True)
     h = x.exp()  # Exp keeps its output for backward
-    ref = weakref.ref(h.data)
+    ref = weakref.ref(h.array)
     y = h.sum()
     del h
     gc.collect()

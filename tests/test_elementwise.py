@@ -37,10 +37,10 @@ def test_relu_op_forward_backward(shape):
     x = mc.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
     y = F.relu(x)
     assert y.dtype == np.float32
-    np.testing.assert_array_equal(y.data, np.maximum(x.data, 0))
+    np.testing.assert_array_equal(y.array, np.maximum(x.array, 0))
     gy = rng.standard_normal(shape).astype(np.float32)
     y.backward(mc.tensor(gy))
-    np.testing.assert_array_equal(x.grad.data, np.where(x.data > 0, gy, 0))
+    np.testing.assert_array_equal(x.grad.array, np.where(x.array > 0, gy, 0))
 
 
 def test_gradcheck_relu():

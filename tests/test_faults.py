@@ -49,7 +49,7 @@ def test_a_diverging_update_stops_training_and_leaves_the_last_good_checkpoint(t
 
 def test_save_checkpoint_refuses_non_finite_state(tmp_path):
     model = nn.Linear(2, 2)
-    model.weight.data[0, 0] = np.nan
+    model.weight.array[0, 0] = np.nan
     with pytest.raises(ValueError, match=r"refusing to write .*1 non-finite array\(s\), e.g. model/weight"):
         save_checkpoint(str(tmp_path / "c.ckpt"), model)
     assert os.listdir(tmp_path) == []

@@ -86,10 +86,10 @@ def test_warns_when_inputs_are_not_float64():
 def test_leaves_inputs_and_grads_untouched():
     x, y = x64(3, 2), x64(2, seed=1)
     x.grad = mc.tensor(np.full((3, 2), 7.0))
-    data_x, data_y, before = x.data, y.data, x.numpy().copy()
+    data_x, data_y, before = x.array, y.array, x.numpy().copy()
     mc.gradcheck(lambda a, b: (a * b).sum(1), [x, y])
     mc.gradcheck(lambda a, b: (a * b).sum(1), [x, y], fast_mode=True)
-    assert x.data is data_x and y.data is data_y
+    assert x.array is data_x and y.array is data_y
     np.testing.assert_array_equal(x.numpy(), before)
     np.testing.assert_array_equal(x.grad.numpy(), np.full((3, 2), 7.0))
     assert y.grad is None
@@ -115,10 +115,10 @@ def test_restores_inputs_when_fn_fails_midway():
 def test_non_contiguous_input_is_checked_and_kept():
     base = mc.tensor(np.random.default_rng(0).standard_normal((4, 3)))
     x = mc.tensor(np.zeros((3, 4)), requires_grad=True)
-    x.data = base.data.T  # an F-ordered view of another array
-    assert not x.data.flags.c_contiguous
+    x.array = base.array.T  # an F-ordered view of another array
+    assert not x.array.flags.c_contiguous
     assert mc.gradcheck(lambda t: (t @ t.T).tanh(), [x])
-    assert x.data.base is base.data
+    assert x.array.base is base.array
 
 
 def test_needs_an_input_that_requires_grad():

@@ -73,6 +73,60 @@ def test_in_place_updates_on_data_outside_autograd():
         assert w.numpy().tolist() == [3.5, 4.0, 4.5] and w.fill_(0).numpy().tolist() == [0.0, 0.0, 0.0]
 
 
+def test_data_is_a_tensor_sharing_storage_without_history():
+    f = torch.nn.Linear(3, 2)
+    x = torch.randn(4, 3)
+    f(x).sum().backward()
+    before = f.weight.numpy().copy()
+    for p in f.parameters():
+        p.data.sub_(p.grad.data * 0.5)  # the tutorial's manual SGD step
+    np.testing.assert_allclose(f.weight.numpy(), before - 0.5 * f.weight.grad.numpy())
+    d = f.weight.data
+    assert isinstance(d, torch.Tensor) and not d.requires_grad and d.grad_fn is None
+    assert d.array is f.weight.array  # shared: the array behind both is one
+    out = f(x)
+    _, predicted = torch.max(out.data, 1)
+    assert predicted.tolist() == out.numpy().argmax(1).tolist() and out.data.cpu().shape == (4, 2)
+    f.weight.data = torch.zeros(2, 3)
+    assert f.weight.numpy().tolist() == [[0.0] * 3] * 2 and f.weight.requires_grad
+
+
+class ScaledReLU(torch.autograd.Function):
+    """A custom op written as PyTorch's tutorial writes one."""
+
+    @staticmethod
+    def forward(ctx, input, scale):
+        ctx.save_for_backward(input)
+        ctx.scale = scale
+        return input.clamp(min=0) * scale
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, = ctx.saved_tensors
+        assert ctx.needs_input_grad == (True, False)
+        grad_input = grad_output.clone()
+        grad_input[input < 0] = 0
+        return grad_input * ctx.scale, None
+
+
+def test_pytorch_style_custom_function_and_grad_fn():
+    x = torch.tensor(np.array([-1.0, 0.5, 2.0]), requires_grad=True)
+    y = ScaledReLU.apply(x, 3.0)
+    assert y.tolist() == [0.0, 1.5, 6.0] and y.grad_fn.name == "ScaledReLU"
+    (node, k), = y.grad_fn.next_functions
+    assert node.name == "AccumulateGrad" and node.variable is x and k == 0
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 3.0, 3.0]
+    assert torch.gradcheck(lambda a: ScaledReLU.apply(a, 2.0), [torch.tensor(np.array([-0.7, 0.3]), requires_grad=True)])
+    z = (x * 2).sum()
+    assert z.grad_fn.name == "Sum" and z.grad_fn.next_functions[0][0].name == "Mul"
+    assert z.grad_fn.next_functions[0][0].next_functions[1] == (None, 0)  # the constant 2
+    assert x.grad_fn is None and torch.ones(2).grad_fn is None
+    with pytest.raises(TypeError, match="ReLU.apply: call it on an instance"):
+        from minicnn.ops.activation import ReLU
+        ReLU.apply(x)  # minicnn's style needs an instance
+
+
 def test_creation_grad_modes_one_hot_and_memory_formats():
     import minicnn.nn as nn
     import minicnn.nn.functional as F

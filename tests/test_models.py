@@ -52,7 +52,7 @@ SLOW = {"vgg16_bn", "vgg19_bn"}
 # alexnet_bn at a small input in the training test below.
 
 def n_params(model):
-    return sum(p.data.size for p in model.parameters())
+    return sum(p.array.size for p in model.parameters())
 
 
 def image(size, batch=1, seed=0):
@@ -304,8 +304,8 @@ def _torch_parity(torch_model, net, size):
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.weight.array.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.array.copy_(torch.randn(m.num_features, generator=g) * 0.1)
     torch_model.eval()
     state = {k: v.detach().numpy() for k, v in torch_model.state_dict().items()}
     net.load_state_dict(state, strict=True)

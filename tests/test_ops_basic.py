@@ -407,7 +407,7 @@ def test_relu_keeps_only_its_output_for_backward():
     y = x.relu()
     fn = y._creator
     assert set(k for k, v in vars(fn).items() if isinstance(v, np.ndarray)) == {"y"}
-    assert fn.y is y.data
+    assert fn.y is y.array
 
 
 def test_mul_by_constant_saves_only_the_constant():

@@ -180,14 +180,14 @@ def test_defaults_are_pytorchs():
                                   lambda ps: optim.RMSprop(ps, momentum=0.9, centered=True)])
 def test_float32_in_place_and_gradients_untouched(make):
     p = param(P0)
-    data = p.data
+    data = p.array
     g = np.asarray(GRADS[0], np.float32)
     g.flags.writeable = False  # a read-only gradient must only be read
     p.grad = mc.Tensor._make(g)
     opt = make([p])
     opt.step()
     opt.step()
-    assert p.data is data and p.dtype == np.float32
+    assert p.array is data and p.dtype == np.float32
     assert all(v.dtype == np.float32 for s in opt.state.values() for v in s.values() if hasattr(v, "dtype"))
     np.testing.assert_array_equal(g, np.asarray(GRADS[0], np.float32))
 
@@ -198,7 +198,7 @@ def test_params_without_grad_are_skipped_and_zero_grad():
     opt = optim.SGD([a, b], lr=0.5, momentum=0.9)
     opt.step()
     assert a.numpy()[0] == 0.5 and b.numpy()[0] == 1.0 and opt.state_dict()["state"].keys() == {0}
-    shared = a.grad.data
+    shared = a.grad.array
     opt.zero_grad(set_to_none=False)
     assert a.grad.numpy()[0] == 0 and shared[0] == 1.0 and b.grad is None
     opt.zero_grad()
@@ -265,7 +265,7 @@ def test_state_dict_round_trip_through_a_file_continues_exactly(make, tmp_path):
         opt.step()
     mc.save(opt.state_dict(), tmp_path / "opt.npz")
     for q, p in zip(qs, ps):
-        q.data[...] = p.data
+        q.array[...] = p.array
     opt2 = make(qs)
     opt2.load_state_dict(mc.load(tmp_path / "opt.npz"))
     for g in GRADS[3:]:
@@ -381,7 +381,7 @@ def test_scheduler_curves_agree_with_torch():
 
 def test_clip_grad_norm_scales_to_max_norm():
     a, b = param([0.0, 0.0], grad=[3.0, 0.0]), param([0.0], grad=[4.0])
-    shared = a.grad.data
+    shared = a.grad.array
     total = clip_grad_norm_([a, b], max_norm=1.0)
     assert total.item() == pytest.approx(5.0) and total.dtype == np.float32
     np.testing.assert_allclose(a.grad.numpy(), [0.6, 0.0], rtol=1e-5)
@@ -427,7 +427,7 @@ def _run(opt_cls, kw, shape, dtype, steps=4):
     for _ in range(steps):
         set_grad(p, rng.standard_normal(shape))
         opt.step()
-    return p.data, opt.state_dict()
+    return p.array, opt.state_dict()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -31,7 +31,7 @@ def default_collate(samples):
     collated field by field. Integer labels become int64, Python floats float32."""
     first = samples[0]
     if isinstance(first, Tensor):
-        return Tensor._make(backend.array_module(first.data).stack([s.data for s in samples]))
+        return Tensor._make(backend.array_module(first.array).stack([s.array for s in samples]))
     if isinstance(first, (np.ndarray, np.generic)):
         shapes = {np.shape(s) for s in samples}
         if len(shapes) > 1:

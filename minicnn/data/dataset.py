@@ -25,7 +25,7 @@ class TensorDataset(Dataset):
     def __init__(self, *arrays):
         if not arrays:
             raise ValueError("TensorDataset needs at least one array")
-        self.arrays = [backend.to_numpy(a.data if isinstance(a, Tensor) else np.asarray(a)) for a in arrays]
+        self.arrays = [backend.to_numpy(a.array if isinstance(a, Tensor) else np.asarray(a)) for a in arrays]
         n = len(self.arrays[0])
         if any(len(a) != n for a in self.arrays):
             raise ValueError("TensorDataset: arrays have different first dimensions: "

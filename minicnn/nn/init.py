@@ -13,7 +13,7 @@ from ..random import generator
 
 
 def _fill(t, values):
-    t.data = backend.to_device(np.asarray(values, dtype=t.dtype), t.device).reshape(t.shape)
+    t.array = backend.to_device(np.asarray(values, dtype=t.dtype), t.device).reshape(t.shape)
     return t
 
 

@@ -225,7 +225,7 @@ class Module:
         for hook in list(self._backward_hooks.values()):
             result = hook(self, wrap(grad_input), wrap(grad_output))
             if result is not None:
-                grad_input = tuple(None if g is None else (g.data if isinstance(g, Tensor) else g) for g in result)
+                grad_input = tuple(None if g is None else (g.array if isinstance(g, Tensor) else g) for g in result)
         return grad_input
 
     def register_forward_hook(self, hook):
@@ -262,16 +262,16 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad = Tensor._make(backend.array_module(p.grad.data).zeros_like(p.grad.data))
+                p.grad = Tensor._make(backend.array_module(p.grad.array).zeros_like(p.grad.array))
 
     def _convert(self, fn):
         for m in self.modules():
             for registry in (m._parameters, m._buffers):
                 for t in registry.values():
                     if t is not None:
-                        t.data = fn(t.data)
+                        t.array = fn(t.array)
                         if t.grad is not None:
-                            t.grad.data = fn(t.grad.data)
+                            t.grad.array = fn(t.grad.array)
         return self
 
     def to(self, device=None, dtype=None, non_blocking=False, memory_format=None):
@@ -341,7 +341,7 @@ class Module:
             if k not in state_dict:
                 continue
             v = state_dict[k]
-            arr = backend.to_numpy(v.data if isinstance(v, Tensor) else v)
+            arr = backend.to_numpy(v.array if isinstance(v, Tensor) else v)
             if tuple(arr.shape) != t.shape:
                 errors.append(f"size mismatch for {k}: copying a param with shape {tuple(arr.shape)} "
                               f"from checkpoint, the shape in current model is {t.shape}")
@@ -355,8 +355,8 @@ class Module:
         for k, t in own.items():
             if k in state_dict:
                 v = state_dict[k]
-                arr = backend.to_numpy(v.data if isinstance(v, Tensor) else v)
-                t.data = backend.to_device(np.array(arr, dtype=t.dtype), t.device)
+                arr = backend.to_numpy(v.array if isinstance(v, Tensor) else v)
+                t.array = backend.to_device(np.array(arr, dtype=t.dtype), t.device)
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing --------------------------------------------------------------

@@ -25,9 +25,9 @@ _MiB = 2 ** 20
 class _Bucket:
     def __init__(self, params):
         self.params = params
-        self.sizes = [p.data.size for p in params]
-        xp = backend.array_module(params[0].data)  # on the GPU the buckets stay there (NCCL)
-        self.buffer = xp.empty(sum(self.sizes), params[0].data.dtype)
+        self.sizes = [p.array.size for p in params]
+        xp = backend.array_module(params[0].array)  # on the GPU the buckets stay there (NCCL)
+        self.buffer = xp.empty(sum(self.sizes), params[0].array.dtype)
         self.pending, self.work = 0, None
 
 
@@ -66,11 +66,11 @@ class DistributedDataParallel(Module):
         buckets, current, size = [], [], 0
         cap = min(1, cap_mb) * _MiB
         for p in reversed(self._params):
-            if current and (size + p.data.nbytes > cap or p.data.dtype != current[0].data.dtype):
+            if current and (size + p.array.nbytes > cap or p.array.dtype != current[0].array.dtype):
                 buckets.append(_Bucket(current))
                 current, size, cap = [], 0, cap_mb * _MiB
             current.append(p)
-            size += p.data.nbytes
+            size += p.array.nbytes
         if current:
             buckets.append(_Bucket(current))
         return buckets, {id(p): b for b in buckets for p in b.params}
@@ -134,7 +134,7 @@ class DistributedDataParallel(Module):
             if p.grad is None:
                 view[...] = 0
             else:
-                view[...] = p.grad.data.reshape(-1)
+                view[...] = p.grad.array.reshape(-1)
             offset += n
         bucket.work = distributed.all_reduce(bucket.buffer, async_op=True)
 
@@ -150,7 +150,7 @@ class DistributedDataParallel(Module):
             bucket.buffer /= world
             offset = 0
             for p, n in zip(bucket.params, bucket.sizes):
-                p.grad = Tensor._make(bucket.buffer[offset:offset + n].reshape(p.data.shape).copy())
+                p.grad = Tensor._make(bucket.buffer[offset:offset + n].reshape(p.array.shape).copy())
                 offset += n
         self.comm_wait += time.perf_counter() - start
         self._uses = {}

@@ -27,8 +27,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     norm_type = float(norm_type)
     if not params:
         return Tensor(0.0)
-    xp = backend.array_module(params[0].grad.data)
-    grads = [p.grad.data for p in params]
+    xp = backend.array_module(params[0].grad.array)
+    grads = [p.grad.array for p in params]
     if norm_type == math.inf:
         norms = [xp.abs(g).max() if g.size else xp.zeros((), g.dtype) for g in grads]
         total = xp.max(xp.stack(norms))
@@ -44,7 +44,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     coef = max_norm / (float(total) + 1e-6)
     if not coef >= 1.0:  # also true for a nan norm, which then spreads to the gradients as in PyTorch
         for p in params:
-            p.grad = Tensor._make(p.grad.data * p.grad.data.dtype.type(coef))
+            p.grad = Tensor._make(p.grad.array * p.grad.array.dtype.type(coef))
     return Tensor._make(total)
 
 
@@ -52,5 +52,5 @@ def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient element into ``[-clip_value, clip_value]``."""
     clip_value = float(clip_value)
     for p in _with_grads(parameters):
-        xp = backend.array_module(p.grad.data)
-        p.grad = Tensor._make(xp.clip(p.grad.data, -clip_value, clip_value))
+        xp = backend.array_module(p.grad.array)
+        p.grad = Tensor._make(xp.clip(p.grad.array, -clip_value, clip_value))

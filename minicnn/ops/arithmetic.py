@@ -263,13 +263,13 @@ def div(a, b, rounding_mode=None):
 
     a = as_tensor(a, like=b if isinstance(b, Tensor) else None)
     b = as_tensor(b, like=a)
-    xp = backend.array_module(a.data)
+    xp = backend.array_module(a.array)
     dtype = promote_types(a.dtype, b.dtype)
-    q = a.data.astype(dtype) / b.data.astype(dtype) if dtype.kind == "f" else None
+    q = a.array.astype(dtype) / b.array.astype(dtype) if dtype.kind == "f" else None
     if dtype.kind == "f":
         out = xp.trunc(q) if rounding_mode == "trunc" else xp.floor(q)
     else:
-        out = a.data // b.data if rounding_mode == "floor" else xp.fix(a.data / b.data).astype(dtype)
+        out = a.array // b.array if rounding_mode == "floor" else xp.fix(a.array / b.array).astype(dtype)
     return Tensor._make(out.astype(dtype))
 
 

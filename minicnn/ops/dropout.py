@@ -42,7 +42,7 @@ def dropout(input, p=0.5, training=True):
     _check_p(p, "dropout")
     if not training or p == 0:
         return input
-    return Dropout(_mask(input.shape, p, input.data)).apply(input)
+    return Dropout(_mask(input.shape, p, input.array)).apply(input)
 
 
 def dropout2d(input, p=0.5, training=True):
@@ -55,4 +55,4 @@ def dropout2d(input, p=0.5, training=True):
     if not training or p == 0:
         return input
     shape = input.shape[:2] + (1,) * (input.ndim - 2)  # one draw per (n, c)
-    return Dropout(_mask(shape, p, input.data)).apply(input)
+    return Dropout(_mask(shape, p, input.array)).apply(input)

@@ -123,11 +123,11 @@ def where(condition, a, b):
     """Element-wise ``a`` where ``condition`` holds, else ``b`` (``a``/``b`` tensors or numbers)."""
     from ..tensor import Tensor, as_tensor
 
-    cond = condition.data if isinstance(condition, Tensor) else condition
+    cond = condition.array if isinstance(condition, Tensor) else condition
     like = a if isinstance(a, Tensor) else b
     if not isinstance(like, Tensor):
         raise TypeError("where: at least one of the two value arguments must be a Tensor")
-    cond = backend.array_module(like.data).asarray(cond)
+    cond = backend.array_module(like.array).asarray(cond)
     if cond.dtype != bool:
         raise TypeError(f"where: condition must be boolean, got dtype {cond.dtype}")
     return Where(cond).apply(as_tensor(a, like, "where"), as_tensor(b, like, "where"))

@@ -25,10 +25,10 @@ def _check_reduction(reduction, op):
 def _raw(v, like):
     """A Tensor or array-like as a raw array on ``like``'s device."""
     if isinstance(v, Tensor):
-        v = v.data
+        v = v.array
     elif not backend.is_cupy_array(v):
         v = np.asarray(v)
-    return backend.to_device(v, backend.device_of(like.data))
+    return backend.to_device(v, backend.device_of(like.array))
 
 
 # -- class-index targets ----------------------------------------------------------------------
@@ -146,7 +146,7 @@ def _class_targets(input, target, weight, ignore_index, op):
     if bad.any():
         raise IndexError(f"{op}: target value {int(t[bad][0])} is out of range for {c} classes "
                          f"(expected 0 <= target < {c}, or ignore_index={ignore_index})")
-    xp = backend.array_module(input.data)
+    xp = backend.array_module(input.array)
     t = xp.where(valid, t, 0).astype(np.int64)
     valid = valid.astype(input.dtype)
     cw = None
@@ -294,7 +294,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     op = "binary_cross_entropy"
     _check_reduction(reduction, op)
     target, c = _binary_inputs(input, target, op, weight=weight)
-    x = input.data
+    x = input.array
     if x.size and not bool(((x >= 0) & (x <= 1)).all()):  # NaN fails too
         raise ValueError(f"{op}: all elements of input should be probabilities in [0, 1]; "
                          f"for logits use binary_cross_entropy_with_logits")

@@ -104,7 +104,7 @@ def _check_vector(v, name, channels, shape, op="batch_norm"):
 
 def _update_running(running, batch_stat, momentum):
     """running = (1 - momentum) * running + momentum * batch, in place (as PyTorch's buffers)."""
-    r = running.data
+    r = running.array
     r *= 1 - momentum
     r += momentum * batch_stat.astype(r.dtype, copy=False)
 
@@ -127,7 +127,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if v is not None and not isinstance(v, Tensor):
             raise TypeError(f"batch_norm: {name} must be a Tensor or None, not {type(v).__name__}")
         _check_vector(v, name, c, shape)
-    x = input.data
+    x = input.array
     if training:
         count = x.size // c if c else 0
         if count <= 1:
@@ -146,8 +146,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if running_mean is None or running_var is None:
             raise RuntimeError("batch_norm: running_mean and running_var must be given in evaluation "
                                "mode (training=False)")
-        mean = running_mean.data.astype(x.dtype, copy=False)
-        var = running_var.data.astype(x.dtype, copy=False)
+        mean = running_mean.array.astype(x.dtype, copy=False)
+        var = running_var.array.astype(x.dtype, copy=False)
     invstd = 1 / backend.array_module(x).sqrt(var + eps)
     affine = [t for t in (weight, bias) if t is not None]
     fn = BatchNorm(mean, invstd, training, weight is not None, bias is not None)
@@ -164,7 +164,7 @@ def sync_batch_norm(input, running_mean, running_var, weight, bias, momentum, ep
     for name, v in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)):
         _check_vector(v, name, shape[1], shape, "sync_batch_norm")
-    x = input.data
+    x = input.array
     xp, axes = backend.array_module(x), (0,) + tuple(range(2, input.ndim))
 
     def global_sums(*rows):  # per-channel rows (C,) added up over every process

@@ -172,9 +172,9 @@ def _arg(x, dim, keepdim, name):
     from ..tensor import Tensor
 
     if dim is None:
-        return Tensor._make(getattr(x.data.reshape(-1), name)().astype("int64"))
+        return Tensor._make(getattr(x.array.reshape(-1), name)().astype("int64"))
     (axis,) = normalize_axes(dim, x.ndim, name)
-    return Tensor._make(getattr(x.data, name)(axis=axis, keepdims=keepdim).astype("int64"))
+    return Tensor._make(getattr(x.array, name)(axis=axis, keepdims=keepdim).astype("int64"))
 
 
 def argmax(x, dim=None, keepdim=False):

@@ -332,7 +332,7 @@ def getitem(x, index):
 
     def raw(i):
         if isinstance(i, Tensor):
-            return i.data
+            return i.array
         return np.asarray(i) if isinstance(i, list) else i
 
     index = tuple(raw(i) for i in index) if isinstance(index, tuple) else raw(index)
@@ -400,7 +400,7 @@ def one_hot(tensor, num_classes=-1):
     ``num_classes=-1``: the largest index + 1."""
     from ..tensor import Tensor  # ops are imported by tensor.py
 
-    labels = tensor.data
+    labels = tensor.array
     xp = backend.array_module(labels)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected an integer tensor of class indices, got {labels.dtype}")

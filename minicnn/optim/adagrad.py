@@ -33,16 +33,16 @@ class Adagrad(Optimizer):
                                       initial_accumulator_value=initial_accumulator_value, maximize=maximize))
 
     def _update(self, p, g, group, state):
-        xp = backend.array_module(p.data)
+        xp = backend.array_module(p.array)
         if not state:
             state["step"] = 0.0
-            state["sum"] = xp.full_like(p.data, group["initial_accumulator_value"])
+            state["sum"] = xp.full_like(p.array, group["initial_accumulator_value"])
         state["step"] += 1
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p.array
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         state["sum"] += g * g
-        p.data -= clr * (g / (xp.sqrt(state["sum"]) + group["eps"]))
+        p.array -= clr * (g / (xp.sqrt(state["sum"]) + group["eps"]))
 
 
 class Adadelta(Optimizer):
@@ -55,19 +55,19 @@ class Adadelta(Optimizer):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
     def _update(self, p, g, group, state):
-        xp = backend.array_module(p.data)
+        xp = backend.array_module(p.array)
         rho, eps = group["rho"], group["eps"]
         if not state:
             state["step"] = 0.0
-            state["square_avg"] = xp.zeros_like(p.data)
-            state["acc_delta"] = xp.zeros_like(p.data)
+            state["square_avg"] = xp.zeros_like(p.array)
+            state["acc_delta"] = xp.zeros_like(p.array)
         state["step"] += 1
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p.array
         s, u = state["square_avg"], state["acc_delta"]
         s *= rho
         s += (1 - rho) * (g * g)
         delta = xp.sqrt(u + eps) / xp.sqrt(s + eps) * g
         u *= rho
         u += (1 - rho) * (delta * delta)
-        p.data -= group["lr"] * delta
+        p.array -= group["lr"] * delta

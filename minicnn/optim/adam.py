@@ -29,25 +29,25 @@ class Adam(Optimizer):
                                       amsgrad=amsgrad, maximize=maximize))
 
     def _update(self, p, g, group, state):
-        xp = backend.array_module(p.data)
+        xp = backend.array_module(p.array)
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if not state:
             state["step"] = 0.0
-            state["exp_avg"] = xp.zeros_like(p.data)
-            state["exp_avg_sq"] = xp.zeros_like(p.data)
+            state["exp_avg"] = xp.zeros_like(p.array)
+            state["exp_avg_sq"] = xp.zeros_like(p.array)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                state["max_exp_avg_sq"] = xp.zeros_like(p.array)
         state["step"] += 1
         t = state["step"]
-        fused = getattr(backend.kernels(p.data), "adam_step", None)  # the CPU has a one-pass kernel
-        if fused is not None and fused(p.data, g, state["exp_avg"], state["exp_avg_sq"],
+        fused = getattr(backend.kernels(p.array), "adam_step", None)  # the CPU has a one-pass kernel
+        if fused is not None and fused(p.array, g, state["exp_avg"], state["exp_avg_sq"],
                                        state.get("max_exp_avg_sq"), lr, wd, self._decoupled, beta1, beta2, eps, t):
             return
         if wd != 0:
             if self._decoupled:
-                p.data *= 1 - lr * wd
+                p.array *= 1 - lr * wd
             else:
-                g = g + wd * p.data
+                g = g + wd * p.array
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m += (1 - beta1) * (g - m)
         v *= beta2
@@ -56,7 +56,7 @@ class Adam(Optimizer):
             xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
         denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps
-        p.data -= (lr / (1 - beta1 ** t)) * (m / denom)
+        p.array -= (lr / (1 - beta1 ** t)) * (m / denom)
 
 
 class AdamW(Adam):

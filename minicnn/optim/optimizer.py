@@ -12,7 +12,7 @@ different settings for different parameters::
 [indices]}]}``, indices numbering parameters in group order, exactly as PyTorch.
 
 Subclasses implement ``_update(p, g, group, state)``: given the parameter, its
-gradient array and the group's settings, change ``p.data`` in place. ``step``
+gradient array and the group's settings, change ``p.array`` in place. ``step``
 runs it under ``no_grad`` for every parameter that has a gradient. The gradient
 array is never written to (it may be shared or a read-only view).
 """
@@ -80,7 +80,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    p.grad = None if set_to_none else Tensor._make(backend.array_module(p.data).zeros_like(p.grad.data))
+                    p.grad = None if set_to_none else Tensor._make(backend.array_module(p.array).zeros_like(p.grad.array))
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; ``closure`` (optional) re-computes and returns the loss."""
@@ -93,8 +93,8 @@ class Optimizer:
                 for p in group["params"]:
                     if p.grad is None:
                         continue
-                    g = p.grad.data
-                    if g.shape != p.data.shape:
+                    g = p.grad.array
+                    if g.shape != p.array.shape:
                         raise RuntimeError(f"{type(self).__name__}.step: gradient of shape {tuple(g.shape)} "
                                            f"for a parameter of shape {p.shape}")
                     if group.get("maximize", False):
@@ -149,7 +149,7 @@ class Optimizer:
 
 def _to_host(v):
     if isinstance(v, Tensor):
-        v = v.data
+        v = v.array
     if isinstance(v, np.ndarray) or backend.is_cupy_array(v):
         return backend.to_numpy(v).copy()
     return copy.deepcopy(v)
@@ -158,7 +158,7 @@ def _to_host(v):
 def _to_param_like(v, p, name):
     """A saved buffer back on the parameter's device and dtype; ``step`` counters stay numbers."""
     if isinstance(v, Tensor):
-        v = v.data
+        v = v.array
     if name == "step":
         return float(np.asarray(backend.to_numpy(v)))
     if isinstance(v, np.ndarray) or backend.is_cupy_array(v):

@@ -25,18 +25,18 @@ class RMSprop(Optimizer):
                                       momentum=momentum, centered=centered, maximize=maximize))
 
     def _update(self, p, g, group, state):
-        xp = backend.array_module(p.data)
+        xp = backend.array_module(p.array)
         alpha, wd, mom = group["alpha"], group["weight_decay"], group["momentum"]
         if not state:
             state["step"] = 0.0
-            state["square_avg"] = xp.zeros_like(p.data)
+            state["square_avg"] = xp.zeros_like(p.array)
             if mom > 0:
-                state["momentum_buffer"] = xp.zeros_like(p.data)
+                state["momentum_buffer"] = xp.zeros_like(p.array)
             if group["centered"]:
-                state["grad_avg"] = xp.zeros_like(p.data)
+                state["grad_avg"] = xp.zeros_like(p.array)
         state["step"] += 1
         if wd != 0:
-            g = g + wd * p.data
+            g = g + wd * p.array
         s = state["square_avg"]
         s *= alpha
         s += (1 - alpha) * (g * g)
@@ -50,6 +50,6 @@ class RMSprop(Optimizer):
             b = state["momentum_buffer"]
             b *= mom
             b += g / d
-            p.data -= group["lr"] * b
+            p.array -= group["lr"] * b
         else:
-            p.data -= group["lr"] * (g / d)
+            p.array -= group["lr"] * (g / d)

@@ -25,18 +25,18 @@ class SGD(Optimizer):
 
     def _update(self, p, g, group, state):
         wd, mom = group["weight_decay"], group["momentum"]
-        fused = getattr(backend.kernels(p.data), "sgd_step", None)  # the CPU has a one-pass kernel
+        fused = getattr(backend.kernels(p.array), "sgd_step", None)  # the CPU has a one-pass kernel
         if fused is not None:
             buf = state.get("momentum_buffer")
             first = mom != 0 and buf is None
             if first:
-                buf = backend.array_module(p.data).empty_like(p.data)
-            if fused(p.data, g, buf, group["lr"], wd, mom, group["dampening"], group["nesterov"], first):
+                buf = backend.array_module(p.array).empty_like(p.array)
+            if fused(p.array, g, buf, group["lr"], wd, mom, group["dampening"], group["nesterov"], first):
                 if first:
                     state["momentum_buffer"] = buf
                 return
         if wd != 0:
-            g = g + wd * p.data
+            g = g + wd * p.array
         if mom != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
@@ -45,4 +45,4 @@ class SGD(Optimizer):
                 buf *= mom
                 buf += (1 - group["dampening"]) * g
             g = g + mom * buf if group["nesterov"] else buf
-        p.data -= group["lr"] * g
+        p.array -= group["lr"] * g
