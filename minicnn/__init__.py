@@ -23,7 +23,7 @@ from .serialization import load, save
 from .summary import summary
 from .tensor import Tensor
 
-from . import nn, optim  # noqa: E402,F401  (torch.nn.Linear and torch.optim.SGD after `import torch`)
+from . import nn, onnx, optim  # noqa: E402,F401  (torch.nn.Linear, torch.onnx.export, torch.optim.SGD after `import torch`)
 
 
 

@@ -81,6 +81,19 @@ class _Apply:
         return lambda *args: _CtxNode(cls, args)._apply(*[a for a in args if _is_tensor(a)])
 
 
+@contextlib.contextmanager
+def trace(callback):
+    """Inside the block, every op that runs calls ``callback(fn, inputs, outputs)`` (Function,
+    input Tensors, output Tensors) and keeps its attributes: ``minicnn.onnx.export`` reads a
+    forward pass this way."""
+    prev = getattr(_state, "tracer", None)
+    _state.tracer = callback
+    try:
+        yield
+    finally:
+        _state.tracer = prev
+
+
 class Function:
     """One differentiable op.
 
@@ -125,6 +138,9 @@ class Function:
                          and o.dtype.kind == "f")
             for i, o in enumerate(outs)
         )
+        tracer = getattr(_state, "tracer", None)
+        if tracer is not None:  # an exporter is watching: it reads the op, its inputs and outputs
+            tracer(self, inputs, results)
         if record:
             self._edges = [_edge(t) for t in inputs]
             self._in_meta = [(t.array.shape, t.array.dtype) for t in inputs]
@@ -134,7 +150,7 @@ class Function:
             for i, r in enumerate(results):
                 if r.requires_grad:
                     r._creator, r._out_index = self, i
-        else:
+        elif tracer is None:
             self.release()
         return results[0] if single else results
 

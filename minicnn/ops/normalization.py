@@ -151,6 +151,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     invstd = 1 / backend.array_module(x).sqrt(var + eps)
     affine = [t for t in (weight, bias) if t is not None]
     fn = BatchNorm(mean, invstd, training, weight is not None, bias is not None)
+    fn.running, fn.eps = (running_mean, running_var), eps  # the source of mean and invstd, for exporters
     return fn.apply(input, *affine)
 
 

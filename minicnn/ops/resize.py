@@ -45,8 +45,10 @@ class Interpolate(Function):
     """y[n, c, o, p] = sum_{h, w} A_h[o, h] x[n, c, h, w] A_w[p, w] for x (N, C, H, W);
     y = x A_w^T for x (N, C, L). Each factor is one big matrix product (BLAS)."""
 
-    def __init__(self, a_w, a_h=None):
+    def __init__(self, a_w, a_h=None, mode="linear", align_corners=False, scales=None):
         self.a_w, self.a_h = a_w, a_h  # (out, in) matrices
+        # how the matrices were made (an exporter writes these, not the matrices)
+        self.mode, self.align_corners, self.scales = mode, align_corners, scales
 
     def forward(self, x):
         y = _last_axis_times(x, self.a_w.T)
@@ -136,7 +138,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     matrices = [backend.to_device(_axis_matrix(n, o, mode, bool(align_corners), s).astype(input.dtype),
                                   input.device)
                 for n, o, s in zip(spatial, out, scales)]
-    return Interpolate(*reversed(matrices)).apply(input)
+    return Interpolate(*reversed(matrices), mode=mode, align_corners=bool(align_corners),
+                       scales=None if None in scales else scales).apply(input)
 
 
 def _per_axis(v, k, name):
