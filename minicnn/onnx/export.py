@@ -131,9 +131,16 @@ class _Graph:
         return self.names[id(t)]
 
     def const(self, array, stem="const"):
-        """A new initializer holding ``array``; returns its name."""
+        """A new constant holding ``array``; returns its name. Initializers are the model's
+        parameters and buffers only: a floating-point constant is a Constant node, so that a
+        loader does not take it for a weight to train."""
         name = self.fresh(stem)
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        tensor = self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name)
+        if tensor.data_type in (self.onnx.TensorProto.FLOAT, self.onnx.TensorProto.DOUBLE,
+                                self.onnx.TensorProto.FLOAT16) and np.ndim(array) > 0:
+            self.emit("Constant", [], name, value=tensor)
+        else:
+            self.initializers.append(tensor)
         return name
 
     def ints(self, values):
