@@ -466,6 +466,12 @@ def _resize(g, x, out_hw, scales, **attrs):
 
 
 def _interpolate(g, fn, ins, outs):
+    if hasattr(fn, "onnx_resize"):  # a Resize that minicnn.onnx.load read: written back as it was
+        attrs, scales = fn.onnx_resize
+        attrs = {k: v for k, v in attrs.items() if k != "axes"}
+        return _resize(g, ins[0], outs[0].shape[2:], scales and scales[2:], **attrs)
+    if fn.mode not in ("nearest", "linear", "bilinear"):
+        raise NotImplementedError(f"onnx.export: interpolation mode {fn.mode!r}")
     if fn.mode == "nearest":
         attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
     else:

@@ -19,7 +19,9 @@ import re
 import numpy as np
 
 from .. import nn, ops
+from ..creation import ones_like
 from ..nn import functional as F
+from ..ops import resize
 from ..tensor import Tensor
 
 MAX_ELEMENTS = 1 << 31  # a shape read from a file may not ask for more (a hostile file could ask for 10**18)
@@ -382,7 +384,7 @@ def _avg_pool(m, args, attrs, n_out):
     else:  # uneven padding: pool the zero-padded input; without the pad count, divide by the real pixels
         y = F.avg_pool2d(_pad_input(x, pads), k, s, 0, ceil, True)
         if not include:
-            ones = _pad_input(ops.ones_like(x[:1, :1]), pads)
+            ones = _pad_input(ones_like(x[:1, :1]), pads)
             y = y / F.avg_pool2d(ones, k, s, 0, ceil, True)
     return y.squeeze(2) if n == 1 else y
 
@@ -396,9 +398,16 @@ def _global(reduce):
 
 def _batch_norm(m, args, attrs, n_out):
     x, scale, bias, mean, var = args[:5]
-    training = bool(attrs.get("training_mode", 0)) or m.training
-    y = F.batch_norm(x, mean, var, scale, bias, training, 1 - attrs.get("momentum", 0.9), attrs.get("epsilon", 1e-5))
-    return (y,) + tuple(None for _ in range(n_out - 1)) if n_out > 1 else y
+    momentum, eps = attrs.get("momentum", 0.9), attrs.get("epsilon", 1e-5)
+    if not attrs.get("training_mode", 0):  # in train(), the buffers update as PyTorch's do
+        return F.batch_norm(x, mean, var, scale, bias, m.training, 1 - momentum, eps)
+    # ONNX's training mode also returns the new running statistics, made with the biased variance
+    y = F.batch_norm(x, None, None, scale, bias, True, 1 - momentum, eps)
+    axes = (0,) + tuple(range(2, x.ndim))
+    xs = x.numpy()
+    new_mean = mean.numpy() * momentum + xs.mean(axis=axes) * (1 - momentum)
+    new_var = var.numpy() * momentum + xs.var(axis=axes) * (1 - momentum)
+    return (y, Tensor(new_mean.astype(xs.dtype)), Tensor(new_var.astype(xs.dtype)))[:n_out]
 
 
 def _lrn(m, args, attrs, n_out):
@@ -438,6 +447,11 @@ def _div(a, b):
     return a / b
 
 
+def _pow(a, b):
+    y = a ** b
+    return y.to(dtype=a.dtype) if y.dtype != a.dtype else y  # ONNX: the base's type
+
+
 def _variadic(fn):
     def op(m, args, attrs, n_out):
         y = args[0]
@@ -459,7 +473,8 @@ def _gemm(m, args, attrs, n_out):
 
 def _flatten(m, args, attrs, n_out):
     x = args[0]
-    axis = attrs.get("axis", 1) % (x.ndim + 1) if x.ndim else 0
+    axis = attrs.get("axis", 1)
+    axis = axis + x.ndim if axis < 0 else axis
     return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
 
 
@@ -561,35 +576,90 @@ def _pad(m, args, attrs, n_out):
 
 
 def _resize(m, args, attrs, n_out):
+    """Resize of the last one or two axes, with ONNX's own coordinate and rounding rules, as
+    minicnn's interpolation op: one (out, in) weight matrix per axis."""
     x = args[0]
-    mode = attrs.get("mode", "nearest")
-    coords = attrs.get("coordinate_transformation_mode", "half_pixel" if m.opset >= 11 else "asymmetric")
     scales = _floats(args[2]) if len(args) > 2 and args[2] is not None and args[2].numel() else None
     sizes = _ints(args[3]) if len(args) > 3 and args[3] is not None and args[3].numel() else None
     if m.opset < 11 and len(args) > 1:  # Resize-10: (X, scales)
         scales = _floats(args[1])
-    if attrs.get("axes") is not None:
-        axes = [a % x.ndim for a in attrs["axes"]]
-        full_s, full_n = [1.0] * x.ndim, list(x.shape)
-        for i, a in enumerate(axes):
-            if scales:
-                full_s[a] = scales[i]
-            if sizes:
-                full_n[a] = sizes[i]
-        scales, sizes = (full_s if scales else None), (full_n if sizes else None)
-    lead = (scales[:2] if scales else sizes[:2])
-    if (scales and lead != [1.0, 1.0]) or (sizes and lead != list(x.shape[:2])):
-        raise NotImplementedError(f"Resize: resizing the batch or channel axes ({scales or sizes})")
-    kw = {"scale_factor": scales[2:]} if scales else {"size": sizes[2:]}
-    if mode == "nearest" and coords == "asymmetric" and attrs.get("nearest_mode", "round_prefer_floor") == "floor":
-        return F.interpolate(x, mode="nearest", **kw)
-    spatial = {3: "linear", 4: "bilinear"}.get(x.ndim)
-    if mode == "linear" and spatial and coords in ("half_pixel", "pytorch_half_pixel", "align_corners"):
-        return F.interpolate(x, mode=spatial, align_corners=coords == "align_corners", **kw)
-    raise NotImplementedError(f"Resize: mode {mode!r} with coordinate_transformation_mode {coords!r}"
-                              + (f" and nearest_mode {attrs.get('nearest_mode', 'round_prefer_floor')!r}"
-                                 if mode == "nearest" else "")
-                              + " (minicnn has nearest/asymmetric/floor and linear with half_pixel or align_corners)")
+    axes = [a % x.ndim for a in attrs.get("axes", range(x.ndim))]
+    scale = dict(zip(axes, scales)) if scales else {}
+    size = dict(zip(axes, sizes)) if sizes else {}
+    policy = attrs.get("keep_aspect_ratio_policy", "stretch")
+    if size and policy != "stretch":
+        pick = min if policy == "not_larger" else max
+        common = pick(size[a] / x.shape[a] for a in size)
+        size = {a: int(math.floor(x.shape[a] * common + 0.5)) for a in size}
+        scale = {a: common for a in size}
+    resized = [a for a in range(x.ndim) if scale.get(a, 1.0) != 1.0 or size.get(a, x.shape[a]) != x.shape[a]]
+    if any(a < x.ndim - 2 for a in resized) or x.ndim not in (3, 4):
+        raise NotImplementedError(f"Resize of axes {resized} of a {x.ndim}-D input (minicnn resizes the last "
+                                  "one or two axes of (N, C, L) or (N, C, H, W))")
+    if attrs.get("antialias", 0):
+        raise NotImplementedError("Resize: antialias=1")
+    matrices = []
+    for a in range(2, x.ndim):
+        n = x.shape[a]
+        s_ = scale.get(a) or (size[a] / n if a in size else 1.0)
+        out = size.get(a, int(math.floor(n * s_)))
+        matrices.append(_resize_matrix(n, out, s_, attrs, m.opset).astype(x.dtype))
+    fn = resize.Interpolate(*reversed(matrices), mode=attrs.get("mode", "nearest"))
+    fn.onnx_resize = (attrs, [scale.get(a, 1.0) for a in range(x.ndim)] if scales else None)  # for export
+    return fn.apply(x)
+
+
+def _resize_matrix(n, out, scale, attrs, opset):
+    """(out, n) weights of ONNX Resize along one axis."""
+    coords = attrs.get("coordinate_transformation_mode", "half_pixel" if opset >= 11 else "asymmetric")
+    mode = attrs.get("mode", "nearest")
+    x = np.arange(out, dtype=np.float64)
+    if coords == "half_pixel":
+        src = (x + 0.5) / scale - 0.5
+    elif coords == "half_pixel_symmetric":
+        offset = n / 2 * (1 - out / (scale * n))
+        src = offset + (x + 0.5) / scale - 0.5
+    elif coords == "pytorch_half_pixel":
+        src = (x + 0.5) / scale - 0.5 if out > 1 else np.zeros(out)
+    elif coords == "align_corners":
+        src = x * (n - 1) / (n * scale - 1) if n * scale != 1 else np.zeros(out)
+    elif coords == "asymmetric":
+        src = x / scale
+    elif coords == "tf_half_pixel_for_nn":
+        src = (x + 0.5) / scale
+    else:
+        raise NotImplementedError(f"Resize: coordinate_transformation_mode {coords!r}")
+    a = np.zeros((out, n))
+    rows = np.arange(out)
+    if mode == "nearest":
+        rounding = attrs.get("nearest_mode", "round_prefer_floor")
+        pick = {"floor": np.floor, "ceil": np.ceil, "round_prefer_ceil": lambda v: np.floor(v + 0.5),
+                "round_prefer_floor": lambda v: np.ceil(v - 0.5)}.get(rounding)
+        if pick is None:
+            raise NotImplementedError(f"Resize: nearest_mode {rounding!r}")
+        a[rows, np.clip(pick(src), 0, n - 1).astype(np.int64)] = 1.0
+        return a
+    if mode == "linear":
+        src = np.clip(src, 0, n - 1)
+        i0 = np.floor(src).astype(np.int64)
+        i1 = np.minimum(i0 + 1, n - 1)
+        np.add.at(a, (rows, i0), 1 - (src - i0))
+        np.add.at(a, (rows, i1), src - i0)
+        return a
+    if mode == "cubic":
+        c, exclude = attrs.get("cubic_coeff_a", -0.75), attrs.get("exclude_outside", 0)
+        i0 = np.floor(src).astype(np.int64)
+        for tap in range(-1, 3):
+            d = np.abs(src - (i0 + tap))
+            w = np.where(d <= 1, ((c + 2) * d - (c + 3)) * d * d + 1,
+                         np.where(d < 2, ((c * d - 5 * c) * d + 8 * c) * d - 4 * c, 0.0))
+            idx = i0 + tap
+            inside = (idx >= 0) & (idx < n)
+            if exclude:
+                w = np.where(inside, w, 0.0)
+            np.add.at(a, (rows, np.clip(idx, 0, n - 1)), w)
+        return a / a.sum(axis=1, keepdims=True) if exclude else a
+    raise NotImplementedError(f"Resize: mode {mode!r}")
 
 
 def _upsample(m, args, attrs, n_out):
@@ -600,18 +670,19 @@ def _upsample(m, args, attrs, n_out):
 
 
 def _max_unpool(m, args, attrs, n_out):
+    """ONNX's indices are flat over (N, C, H, W) of the shape that pooling inverts; an
+    ``output_shape`` larger than that gets zeros at the bottom and right."""
     x, idx = args[0], args[1]
     k = attrs["kernel_shape"]
     s = attrs.get("strides", [1] * len(k))
     p = attrs.get("pads", [0] * 2 * len(k))
-    if p[:len(k)] != p[len(k):]:
-        raise NotImplementedError(f"MaxUnpool: uneven pads {p}")
+    n = len(k)
+    hw = [(i - 1) * ss - pb - pe + kk for i, ss, pb, pe, kk in zip(x.shape[2:], s, p[:n], p[n:], k)]
+    plane = Tensor(idx.numpy() % math.prod(hw))
+    y = F.max_unpool2d(x, plane, k, s, 0, hw)
     if len(args) > 2 and args[2] is not None:
-        out_hw = _ints(args[2])[2:]
-    else:
-        out_hw = [(i - 1) * ss - 2 * pp + kk for i, ss, pp, kk in zip(x.shape[2:], s, p, k)]
-    plane = Tensor(idx.numpy() % (out_hw[0] * out_hw[1]))  # ONNX's flat N, C, H, W indices -> per plane
-    return F.max_unpool2d(x, plane, k, s, p[:len(k)], out_hw)
+        y = _pad_input(y, [(0, o - i) for o, i in zip(_ints(args[2])[2:], hw)])
+    return y
 
 
 def _dropout(m, args, attrs, n_out):
@@ -638,7 +709,7 @@ def _clip(m, args, attrs, n_out):
     return ops.clamp(x, lo, hi)
 
 
-def _reduce(fn, input_axes_from):
+def _reduce(fn, input_axes_from, empty=None):
     def op(m, args, attrs, n_out):
         x = args[0]
         if m.opset >= input_axes_from:
@@ -649,7 +720,11 @@ def _reduce(fn, input_axes_from):
             if attrs.get("noop_with_empty_axes", 0):
                 return x
             axes = list(range(x.ndim))
-        return fn(x, tuple(a % x.ndim for a in axes), bool(attrs.get("keepdims", 1)))
+        axes, keep = tuple(a % x.ndim for a in axes), bool(attrs.get("keepdims", 1))
+        if empty is not None and any(x.shape[a] == 0 for a in axes):  # ONNX: the identity of max/min
+            shape = [1 if a in axes else d for a, d in enumerate(x.shape) if keep or a not in axes]
+            return Tensor(np.full(shape, empty, x.dtype if x.dtype.kind == "f" else np.float32).astype(x.dtype))
+        return fn(x, axes, keep)
     return op
 
 
@@ -728,7 +803,7 @@ _OPS = {
     "LeakyRelu": lambda m, a, at, n: F.leaky_relu(a[0], at.get("alpha", 0.01)), "PRelu": _prelu,
     "Softmax": _softmax(F.softmax), "LogSoftmax": _softmax(F.log_softmax), "Clip": _clip,
     "Add": _binary(lambda a, b: a + b), "Sub": _binary(lambda a, b: a - b), "Mul": _binary(lambda a, b: a * b),
-    "Div": _binary(_div), "Pow": _binary(lambda a, b: a ** b), "MatMul": _binary(ops.matmul),
+    "Div": _binary(_div), "Pow": _binary(_pow), "MatMul": _binary(ops.matmul),
     "Max": _variadic(ops.maximum), "Min": _variadic(ops.minimum), "Sum": _variadic(lambda a, b: a + b),
     "Gemm": _gemm, "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose,
     "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Concat": _concat, "Split": _split, "Slice": _slice,
@@ -736,7 +811,7 @@ _OPS = {
     "Expand": _expand, "Where": _where,
     "ReduceSum": _reduce(lambda x, axes, keep: x.sum(axes, keep), 13),
     "ReduceMean": _reduce(lambda x, axes, keep: x.mean(axes, keep), 18),
-    "ReduceMax": _reduce(lambda x, axes, keep: ops.amax(x, axes, keep), 18),
-    "ReduceMin": _reduce(lambda x, axes, keep: ops.amin(x, axes, keep), 18),
+    "ReduceMax": _reduce(lambda x, axes, keep: ops.amax(x, axes, keep), 18, -np.inf),
+    "ReduceMin": _reduce(lambda x, axes, keep: ops.amin(x, axes, keep), 18, np.inf),
     "ArgMax": _arg(ops.argmax), "ArgMin": _arg(ops.argmin),
 }
