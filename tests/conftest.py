@@ -15,3 +15,16 @@ settings.load_profile("default")
 def _seed():
     mc.manual_seed(0)
     np.random.seed(0)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line on ONNX's own backend node tests (tests/test_onnx.py): how many pass on minicnn."""
+    counts = {}
+    for outcome, reports in terminalreporter.stats.items():
+        for r in reports:
+            if "OnnxBackendNodeModelTest" in getattr(r, "nodeid", "") and getattr(r, "when", None) == "call":
+                counts[outcome] = counts.get(outcome, 0) + 1
+    if counts:
+        terminalreporter.write_line(
+            "ONNX backend node tests on minicnn: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+            + " (xfailed: known gaps, listed with reasons in tests/test_onnx.py NOT_SUPPORTED)")

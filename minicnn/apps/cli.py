@@ -6,8 +6,9 @@
     minicnn gradcheck [OP]                 check every op's gradient numerically
     minicnn explain conv2d                 one op worked by hand, every matrix printed
     minicnn bench                          benchmark tables
-    minicnn convert in.pth out.npz         a PyTorch checkpoint to minicnn's format
-    minicnn info model.npz                 keys, shapes and dtypes in a checkpoint
+    minicnn convert in.pth out.npz         a PyTorch checkpoint (or an ONNX model's weights) to minicnn's format
+    minicnn info model.npz                 keys, shapes and dtypes in a checkpoint; an ONNX model's nodes
+    minicnn export resnet18 r18.onnx       a zoo model as ONNX (optionally with trained --weights)
 
 Each subcommand imports what it needs only when it runs, so ``minicnn --help``
 is fast and works even when an optional part is missing. ``main(argv)``
@@ -172,10 +173,45 @@ def _pick(obj, key, filename):
 CONVERT_GROWTH, CONVERT_SLACK = 16, 64 * 2**20
 
 
+def _onnx(what):
+    _import("onnx", f"{what} of an ONNX model (pip install minicnn[onnx])")
+    return _import("minicnn.onnx", what)
+
+
+def _is_onnx(path):
+    return str(path).lower().endswith(".onnx")
+
+
+def cmd_export(args):
+    models = _import("minicnn.models", "minicnn export")
+    onnx = _onnx("minicnn export")
+    from ..creation import randn
+    from ..serialization import load
+
+    kwargs, input_size = _reference(models, args.name)
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    if args.input_size is not None:
+        input_size = tuple(args.input_size)
+    model = models.get_model(args.name, **kwargs)
+    if args.weights is not None:
+        model.load_state_dict(load(args.weights))
+    proto = onnx.export(model.eval(), randn(1, *input_size), args.output, opset_version=args.opset,
+                        dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    print(f"wrote {args.output}: {args.name}, input (batch, {', '.join(map(str, input_size))}), "
+          f"{len(proto.graph.node)} nodes, opset {args.opset}")
+    return 0
+
+
 def cmd_convert(args):
     from ..serialization import load, save
 
-    obj = load(args.input, format=args.input_format)
+    if _is_onnx(args.output):
+        raise CommandError(f"{args.output}: 'convert' writes weights; a model becomes ONNX with 'minicnn export'")
+    if _is_onnx(args.input):
+        obj = {k: v for k, v in _onnx("minicnn convert").load(args.input).state_dict().items()}
+    else:
+        obj = load(args.input, format=args.input_format)
     if args.key is not None:
         obj = _pick(obj, args.key, args.input)
     if args.strip_prefix:
@@ -207,6 +243,8 @@ def cmd_info(args):
 
     from ..serialization import detect_format, load
 
+    if _is_onnx(args.file) and args.format is None:
+        return _onnx_info(args.file)
     fmt = args.format or detect_format(args.file)
     obj = load(args.file, format=fmt)
     rows, scalars, total, nbytes = [], [], 0, 0
@@ -228,6 +266,22 @@ def cmd_info(args):
     for line in scalars:
         print(line)
     return 0
+
+
+def _onnx_info(path):
+    module = _onnx("minicnn info").load(path)
+    params = sum(p.numel() for p in module.parameters())
+    print(f"{path}: ONNX opset {module.opset}, {len(module.nodes)} nodes, {len(module.state_dict())} initializers "
+          f"as weights and statistics ({params:,} parameters); inputs {', '.join(module.input_names)}; "
+          f"outputs {', '.join(module.output_names)}")
+    rows = [(str(k), op, name, _short(", ".join(i for i in ins if i)), _short(", ".join(outs)))
+            for k, (op, name, ins, outs) in enumerate(module.nodes)]
+    _table(("#", "op type", "name", "inputs", "outputs"), rows, align="><<<<")
+    return 0
+
+
+def _short(text, width=60):
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 _FORMAT_NAMES = {"npz": "minicnn/NumPy .npz", "torch": "PyTorch torch.save file", "safetensors": "safetensors"}
@@ -314,7 +368,20 @@ def build_parser():
                    help="input format (default: from the file's first bytes)")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("info", help="keys, shapes and dtypes in a checkpoint",
+    p = sub.add_parser("export", help="write a zoo model as ONNX",
+                       description="Build model NAME (with --weights, a trained state dict) and write it as an "
+                                   "ONNX file (minicnn.onnx.export; the batch axis stays free). Needs the onnx "
+                                   "package (pip install minicnn[onnx]).")
+    p.add_argument("name", help="model name (see 'minicnn models')")
+    p.add_argument("output", metavar="OUT", help="the .onnx file to write")
+    p.add_argument("--input-size", type=number(int, 1), nargs=3, metavar=("C", "H", "W"),
+                   help="input size without the batch (default: the model's reference size, e.g. 3 224 224)")
+    p.add_argument("--weights", metavar="FILE", help="a state dict to load first (.npz, .pt/.pth, .safetensors)")
+    p.add_argument("--num-classes", type=number(int, 1), default=None, help="number of output classes")
+    p.add_argument("--opset", type=number(int, 13), default=17, help="ONNX opset version, 13..21 (default 17)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("info", help="keys, shapes and dtypes in a checkpoint; an ONNX model's nodes",
                        description="List the arrays (key, dtype, shape) and scalar entries of a checkpoint "
                                    "file: minicnn .npz, PyTorch .pt/.pth or safetensors.")
     p.add_argument("file", metavar="FILE")
@@ -359,9 +426,13 @@ def main(argv=None):
             _fail(label, e)
             return 0
         return _fail(label, e)
+    except NotImplementedError as e:  # an ONNX file with an op minicnn lacks, a model that can't export
+        if args.func in (cmd_convert, cmd_info, cmd_export):
+            return _fail(label, e)
+        raise
     except (OSError, ValueError, TypeError) as e:
-        user_error = (OSError, ValueError, TypeError) if args.func in (cmd_convert, cmd_info) else ValueError
-        if args.func in (cmd_convert, cmd_info, cmd_summary, cmd_models) and isinstance(e, user_error):
+        user_error = (OSError, ValueError, TypeError) if args.func in (cmd_convert, cmd_info, cmd_export) else ValueError
+        if args.func in (cmd_convert, cmd_info, cmd_summary, cmd_models, cmd_export) and isinstance(e, user_error):
             return _fail(label, e)  # bad files, unknown model names, unsaveable entries
         raise
 

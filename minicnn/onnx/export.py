@@ -477,7 +477,10 @@ def _interpolate(g, fn, ins, outs):
     else:
         attrs = dict(mode="linear", coordinate_transformation_mode="align_corners" if fn.align_corners
                      else "half_pixel")
-    return _resize(g, ins[0], outs[0].shape[2:], fn.scales, **attrs)
+    # align_corners by scales: ONNX's reference reads the unrounded size in*scale, onnxruntime and
+    # minicnn the rounded one; by sizes the two agree
+    scales = None if fn.align_corners else fn.scales
+    return _resize(g, ins[0], outs[0].shape[2:], scales, **attrs)
 
 
 def _nearest_repeat(g, fn, ins, outs):

@@ -48,7 +48,8 @@ def load(f):
 
 class OnnxModule(nn.Module):
     """An ONNX graph run by minicnn: ``forward(*inputs)`` takes the graph's inputs in order and
-    returns its output (a tuple when there are several). ``nodes`` lists (op type, name)."""
+    returns its output (a tuple when there are several). ``nodes`` lists each node as (op type,
+    name, input names, output names); ``opset``, ``input_names``, ``output_names`` as in the file."""
 
     def __init__(self, model, folder, source):
         super().__init__()
@@ -56,7 +57,7 @@ class OnnxModule(nn.Module):
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         graph = model.graph
         arrays = {t.name: _array(t, folder, source) for t in graph.initializer}
-        self._constants, self._steps, self._where = {}, [], {}
+        self._constants, self._steps, self._where, self.nodes = {}, [], {}, []
         known = set(arrays)
         self.input_names = [i.name for i in graph.input if i.name not in arrays]
         known.update(self.input_names)
@@ -86,11 +87,11 @@ class OnnxModule(nn.Module):
                                      "initializer or earlier node provides")
             attrs = {a.name: _attribute(a, folder, source) for a in node.attribute}
             self._steps.append((node.op_type, where, op, list(node.input), list(node.output), attrs))
+            self.nodes.append((node.op_type, node.name, list(node.input), list(node.output)))
             known.update(o for o in node.output if o)
         missing = [n for n in self.output_names if n not in known]
         if missing:
             raise ValueError(f"minicnn.onnx.load: {source}: the graph's outputs {missing} are never computed")
-        self.nodes = [(op_type, where) for op_type, where, *_ in self._steps]
         self.eval()
 
     def _place(self, name, value, buffer=False):
