@@ -8,15 +8,15 @@ from numpy import float32, float64, int64  # dtype names as torch users type the
 
 from . import backends  # noqa: F401
 from .autograd import Function, enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
-from . import amp, cuda, utils  # noqa: F401  (mc.cuda.is_available(), mc.utils.data, as torch's)
+from . import accelerator, amp, cuda, utils  # noqa: F401  (mc.cuda.is_available(), mc.utils.data, as torch's)
 from .amp import autocast  # noqa: F401
 from .backend import cuda_available, device
 from .creation import (arange, empty, eye, from_numpy, full, ones, ones_like, rand, rand_like, randint, randn,
                        randn_like, tensor, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
 from .ops import (abs, add, amax, amin, argmax, argmin, cat, chunk, clamp, clip, concatenate, div, exp, mul, std, sub,
-                  flatten, log, log_softmax, matmul, max, maximum, mean, min, minimum, pad, permute, relu,
-                  reshape, sigmoid, softmax, split, sqrt, squeeze, stack, sum, tanh,
+                  flatten, gather, log, log_softmax, matmul, max, maximum, mean, min, minimum, pad, permute, relu,
+                  reshape, scatter, sigmoid, softmax, sort, split, sqrt, squeeze, stack, sum, tanh, topk,
                   transpose, unsqueeze, var, where)
 from .random import Generator, manual_seed
 from .serialization import load, save

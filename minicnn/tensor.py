@@ -365,6 +365,18 @@ class Tensor:
     def min(self, dim=None, keepdim=False):
         return ops.min(self, dim, keepdim)
 
+    def gather(self, dim, index):
+        return ops.gather(self, dim, index)
+
+    def scatter(self, dim, index, src=None, value=None):
+        return ops.scatter(self, dim, index, src, value)
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        return ops.sort(self, dim, descending, stable)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        return ops.topk(self, k, dim, largest, sorted)
+
     def amax(self, dim=(), keepdim=False):
         return ops.amax(self, dim, keepdim)
 

@@ -1,6 +1,8 @@
-"""PyTorch's habits that classic scripts rely on (issue 15, the parts done so far)."""
+"""PyTorch's habits that classic scripts rely on (issue 15)."""
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import minicnn as torch  # as the scripts write it
 from minicnn.utils.data import DataLoader, TensorDataset, random_split
@@ -336,3 +338,65 @@ def test_elementwise_extrema_alpha_rounding_softmax_dtype_and_squeeze_tuples():
     assert torch.softmax(torch.ones(2, 3), 1, dtype=torch.float64).dtype == np.float64
     assert torch.squeeze(torch.zeros(1, 3, 1, 2), (0, 2)).shape == (3, 2)
     assert torch.squeeze(torch.zeros(1, 3, 1, 2), (1, 2)).shape == (1, 3, 2)  # size-3 axis 1 stays
+
+
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), data=st.data())
+def test_gather_scatter_sort_topk_against_loops(shape, data):
+    rng = np.random.default_rng(len(shape) * 7 + shape[0])
+    x = rng.standard_normal(shape)
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    axis = dim % len(shape)
+    idx_shape = [data.draw(st.integers(1, n)) if d != axis else data.draw(st.integers(1, 5))
+                 for d, n in enumerate(shape)]
+    index = rng.integers(0, shape[axis], idx_shape)
+    # gather: out[p] = x[p with p[axis] replaced by index[p]]
+    want = np.empty(idx_shape)
+    for p in np.ndindex(*idx_shape):
+        q = list(p)
+        q[axis] = index[p]
+        want[p] = x[tuple(q)]
+    np.testing.assert_array_equal(torch.tensor(x).gather(dim, torch.tensor(index)).numpy(), want)
+    assert torch.gradcheck(lambda t: torch.gather(t, dim, torch.tensor(index)), [torch.tensor(x, requires_grad=True)])
+    # scatter with distinct positions (repeated ones leave the winner unspecified, as in PyTorch)
+    unique = np.argsort(rng.random(shape), axis=axis)[tuple(slice(0, min(n, i)) for n, i in zip(shape, idx_shape))]
+    src = rng.standard_normal(unique.shape)
+    want = x.copy()
+    for p in np.ndindex(*unique.shape):
+        q = list(p)
+        q[axis] = unique[p]
+        want[tuple(q)] = src[p]
+    np.testing.assert_array_equal(torch.tensor(x).scatter(dim, torch.tensor(unique), torch.tensor(src)).numpy(), want)
+    assert torch.gradcheck(lambda a, b: a.scatter(dim, torch.tensor(unique), b),
+                           [torch.tensor(x, requires_grad=True), torch.tensor(src, requires_grad=True)])
+    # sort and topk: values and indices as NumPy's stable sort gives them
+    values, indices = torch.tensor(x).sort(dim, descending=True)
+    order = np.argsort(-x, axis=axis, kind="stable")
+    np.testing.assert_array_equal(indices.numpy(), order)
+    np.testing.assert_array_equal(values.numpy(), np.take_along_axis(x, order, axis))
+    k = data.draw(st.integers(0, shape[axis]))
+    top = torch.tensor(x).topk(k, dim, largest=False)
+    np.testing.assert_array_equal(top.indices.numpy(), np.take(np.argsort(x, axis=axis, kind="stable"), range(k), axis))
+    assert torch.gradcheck(lambda t: t.topk(k, dim).values, [torch.tensor(x, requires_grad=True)])
+
+
+def test_clamp_with_tensor_bounds_zero_d_dims_and_cropping_pads():
+    x = torch.tensor(np.array([-2.0, 0.5, 3.0]), requires_grad=True)
+    lo = torch.tensor(np.array([-1.0, 0.0, 0.0]), requires_grad=True)
+    hi = torch.tensor(np.array([1.0, 1.0, 1.0]), requires_grad=True)
+    y = torch.clamp(x, lo, hi)
+    assert y.tolist() == [-1.0, 0.5, 1.0]
+    y.sum().backward()  # the bound that won gets the gradient, as in PyTorch
+    assert x.grad.tolist() == [0.0, 1.0, 0.0] and lo.grad.tolist() == [1.0, 0.0, 0.0] and hi.grad.tolist() == [0, 0, 1]
+    assert x.clamp(max=hi).tolist() == [-2.0, 0.5, 1.0]
+    s = torch.tensor(np.float32(2.0))
+    assert s.squeeze(0).shape == () and s.transpose(0, -1).shape == () and s.sum(-1).item() == 2.0
+    assert torch.softmax(s, 0).item() == 1.0 and torch.log_softmax(s, -1).item() == 0.0
+    with pytest.raises(IndexError, match="dim 1 is out of range for a tensor with 0 dimensions"):
+        s.squeeze(1)
+    v = torch.tensor(np.arange(5.0)).reshape(1, 1, 5)  # negative widths crop first, then pad
+    F = torch.nn.functional
+    assert F.pad(v, (-1, 2), mode="reflect").flatten().tolist() == [1, 2, 3, 4, 3, 2]
+    assert F.pad(v, (-1, 2), mode="circular").flatten().tolist() == [1, 2, 3, 4, 1, 2]
+    assert F.pad(v, (2, -1), mode="replicate").flatten().tolist() == [0, 0, 0, 1, 2, 3]
+    assert torch.accelerator.is_available() == torch.cuda.is_available()
+    assert (torch.accelerator.current_accelerator() is None) == (not torch.cuda.is_available())

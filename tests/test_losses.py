@@ -300,9 +300,29 @@ def test_cross_entropy_target_out_of_range_names_value_and_classes():
         F.cross_entropy(mc.randn(1, 4, 2, 2), np.array([[[0, 1], [4, 2]]]))
 
 
-def test_cross_entropy_float_target_is_rejected():
-    with pytest.raises(TypeError, match="target has dtype float32.*integers"):
+def test_cross_entropy_float_targets_are_probabilities_of_the_inputs_shape():
+    with pytest.raises(ValueError, match=r"probability targets must have the input's shape \(3, 4\), got \(3,\)"):
         F.cross_entropy(mc.randn(3, 4), mc.tensor([0.0, 1.0, 2.0]))
+
+
+@given(n=st.integers(1, 3), c=st.integers(2, 4), spatial=st.lists(st.integers(1, 3), max_size=2),
+       reduction=st.sampled_from(["mean", "sum", "none"]), smoothing=st.sampled_from([0.0, 0.3]),
+       weighted=st.booleans())
+def test_cross_entropy_with_probability_targets(n, c, spatial, reduction, smoothing, weighted):
+    rng = np.random.default_rng(n * 100 + c)
+    shape = (n, c, *spatial)
+    x, t = rng.standard_normal(shape), rng.random(shape)
+    w = rng.random(c) + 0.5 if weighted else None
+    # the definition, by loops over rows: -sum_c w_c * t'_c * log softmax(x)_c
+    t_s = t * (1 - smoothing) + smoothing / c
+    rows = np.moveaxis(x, 1, -1).reshape(-1, c), np.moveaxis(t_s, 1, -1).reshape(-1, c)
+    per = np.array([-sum((1 if w is None else w[k]) * tr[k] * (xr[k] - np.log(np.exp(xr).sum())) for k in range(c))
+                    for xr, tr in zip(*rows)]).reshape((n, *spatial))
+    want = {"none": per, "sum": per.sum(), "mean": per.mean()}[reduction]
+    loss = lambda a, b: F.cross_entropy(a, b, None if w is None else mc.tensor(w), reduction=reduction,  # noqa: E731
+                                        label_smoothing=smoothing)
+    np.testing.assert_allclose(loss(mc.tensor(x), mc.tensor(t)).numpy(), want, rtol=1e-10, atol=1e-12)
+    assert mc.gradcheck(loss, [mc.tensor(x, requires_grad=True), mc.tensor(t, requires_grad=True)])
 
 
 def test_cross_entropy_shape_mismatch():

@@ -253,14 +253,58 @@ def test_upsample_layer():
     assert "scale_factor=2" in repr(up)
 
 
+def _cubic(d, a=-0.75):
+    d = abs(d)
+    return ((a + 2) * d - (a + 3)) * d * d + 1 if d <= 1 else (((a * d - 5 * a) * d + 8 * a) * d - 4 * a if d < 2 else 0.0)
+
+
+def _naive_resize(x, out, mode, align_corners):
+    """PyTorch's rules for bicubic, nearest-exact and area, one output pixel at a time."""
+    n, c, h, w = x.shape
+    oh, ow = out
+    y = np.zeros((n, c, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            if mode == "area":  # the adaptive bin [floor(i*h/oh), ceil((i+1)*h/oh))
+                r0, r1 = (i * h) // oh, -(-(i + 1) * h // oh)
+                c0, c1 = (j * w) // ow, -(-(j + 1) * w // ow)
+                y[:, :, i, j] = x[:, :, r0:r1, c0:c1].mean(axis=(2, 3))
+            elif mode == "nearest-exact":
+                y[:, :, i, j] = x[:, :, min(int((i + 0.5) * h / oh), h - 1), min(int((j + 0.5) * w / ow), w - 1)]
+            else:
+                def src(k, n_in, n_out):
+                    if align_corners:
+                        return k * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+                    return (k + 0.5) * n_in / n_out - 0.5
+                sy, sx = src(i, h, oh), src(j, w, ow)
+                for dy in range(-1, 3):
+                    for dx in range(-1, 3):
+                        r, q = math.floor(sy) + dy, math.floor(sx) + dx
+                        weight = _cubic(sy - r) * _cubic(sx - q)
+                        y[:, :, i, j] += weight * x[:, :, min(max(r, 0), h - 1), min(max(q, 0), w - 1)]
+    return y
+
+
+@given(h=st.integers(1, 5), w=st.integers(1, 5), oh=st.integers(1, 7), ow=st.integers(1, 7),
+       mode=st.sampled_from(["bicubic", "nearest-exact", "area"]), align_corners=st.booleans())
+def test_interpolate_bicubic_nearest_exact_and_area_match_their_definitions(h, w, oh, ow, mode, align_corners):
+    x = np.random.default_rng(h * 10 + w).standard_normal((1, 2, h, w))
+    ac = align_corners if mode == "bicubic" else None
+    y = F.interpolate(mc.tensor(x), size=(oh, ow), mode=mode, align_corners=ac)
+    np.testing.assert_allclose(y.numpy(), _naive_resize(x, (oh, ow), mode, align_corners), rtol=1e-10, atol=1e-12)
+    if mode != "nearest-exact":
+        assert mc.gradcheck(lambda t: F.interpolate(t, size=(oh, ow), mode=mode, align_corners=ac),
+                            [mc.tensor(x, requires_grad=True)])
+
+
 def test_interpolate_bad_inputs():
     x = mc.randn(1, 1, 4, 4)
     with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
         F.interpolate(x, size=2, scale_factor=2)
     with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
         F.interpolate(x)
-    with pytest.raises(ValueError, match="unsupported mode 'bicubic'"):
-        F.interpolate(x, scale_factor=2, mode="bicubic")
+    with pytest.raises(ValueError, match="unsupported mode 'trilinear'"):
+        F.interpolate(x, scale_factor=2, mode="trilinear")
     with pytest.raises(ValueError, match="align_corners can only be set"):
         F.interpolate(x, scale_factor=2, align_corners=True)
     with pytest.raises(ValueError, match=r"mode 'bilinear' needs a 4-D input, got shape \(1, 1, 4\)"):

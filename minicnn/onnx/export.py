@@ -470,13 +470,16 @@ def _interpolate(g, fn, ins, outs):
         attrs, scales = fn.onnx_resize
         attrs = {k: v for k, v in attrs.items() if k != "axes"}
         return _resize(g, ins[0], outs[0].shape[2:], scales and scales[2:], **attrs)
-    if fn.mode not in ("nearest", "linear", "bilinear"):
+    coords = "align_corners" if fn.align_corners else "half_pixel"
+    attrs = {"nearest": dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+             "nearest-exact": dict(mode="nearest", coordinate_transformation_mode="half_pixel",
+                                   nearest_mode="round_prefer_ceil"),
+             "linear": dict(mode="linear", coordinate_transformation_mode=coords),
+             "bilinear": dict(mode="linear", coordinate_transformation_mode=coords),
+             "bicubic": dict(mode="cubic", coordinate_transformation_mode=coords, cubic_coeff_a=resize.CUBIC_A,
+                             exclude_outside=0)}.get(fn.mode)
+    if attrs is None:
         raise NotImplementedError(f"onnx.export: interpolation mode {fn.mode!r}")
-    if fn.mode == "nearest":
-        attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
-    else:
-        attrs = dict(mode="linear", coordinate_transformation_mode="align_corners" if fn.align_corners
-                     else "half_pixel")
     # align_corners by scales: ONNX's reference reads the unrounded size in*scale, onnxruntime and
     # minicnn the rounded one; by sizes the two agree
     scales = None if fn.align_corners else fn.scales

@@ -7,5 +7,5 @@ from .activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from .arithmetic import add, div, matmul, maximum, minimum, mul, neg, pow, sub
 from .elementwise import abs, clamp, clip, exp, log, sqrt, where
 from .reduction import amax, amin, argmax, argmin, max, mean, min, std, sum, var
-from .shape import (cat, chunk, clone, concatenate, expand, flatten, getitem, pad, permute,
-                    reshape, split, squeeze, stack, transpose, unsqueeze, view)
+from .shape import (cat, chunk, clone, concatenate, expand, flatten, gather, getitem, pad, permute,
+                    reshape, scatter, sort, split, squeeze, stack, topk, transpose, unsqueeze, view)

@@ -1,6 +1,7 @@
 """Activations and the (log-)softmax, written to be numerically stable."""
 from .. import backend
 from ..autograd import Function
+from .shape import _axis as _shape_axis
 
 
 class ReLU(Function):
@@ -104,9 +105,14 @@ class LogSoftmax(Function):
 def _axis(dim, ndim, op):
     if dim is None:
         raise TypeError(f"{op}: dim must be given (PyTorch's implicit dim choice is deprecated)")
-    if not -ndim <= dim < ndim:
-        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
-    return dim % ndim
+    return _shape_axis(dim, ndim, op)
+
+
+def _over(fn, x, dim, dtype, op):
+    """softmax/log_softmax: a 0-d input is one value along its one dim, as in PyTorch."""
+    x = x if dtype is None else x.to(dtype=dtype)
+    axis = _axis(dim, x.ndim, op)
+    return fn(axis).apply(x) if x.ndim else fn(0).apply(x.reshape(1)).reshape(())
 
 
 def relu(x):
@@ -137,8 +143,8 @@ def tanh(x):
 
 def softmax(x, dim, dtype=None):
     """``dtype``: cast x first (e.g. float64 for a float32 input), as PyTorch's."""
-    return Softmax(_axis(dim, x.ndim, "softmax")).apply(x if dtype is None else x.to(dtype=dtype))
+    return _over(Softmax, x, dim, dtype, "softmax")
 
 
 def log_softmax(x, dim, dtype=None):
-    return LogSoftmax(_axis(dim, x.ndim, "log_softmax")).apply(x if dtype is None else x.to(dtype=dtype))
+    return _over(LogSoftmax, x, dim, dtype, "log_softmax")

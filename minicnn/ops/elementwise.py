@@ -105,13 +105,23 @@ def abs(x):
 
 
 def clamp(x, min=None, max=None):
-    """Values below ``min`` become ``min``, above ``max`` become ``max`` (numbers; either may be None)."""
+    """Values below ``min`` become ``min``, above ``max`` become ``max`` (numbers or tensors that
+    broadcast with x; either may be None). A tensor bound gets the gradient where it won."""
+    from ..tensor import Tensor
+
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        y = x
+        if min is not None:
+            y = where(y.array < (min.array if isinstance(min, Tensor) else min), min, y)
+        if max is not None:
+            y = where(y.array > (max.array if isinstance(max, Tensor) else max), max, y)
+        return y
     bounds = []
     for name, v in (("min", min), ("max", max)):
         if v is not None and not isinstance(v, numbers.Real):
-            raise TypeError(f"clamp: {name} must be a number, got {type(v).__name__}")
+            raise TypeError(f"clamp: {name} must be a number or a Tensor, got {type(v).__name__}")
         bounds.append(v.item() if hasattr(v, "item") else v)  # Python numbers keep float32 float32
     return Clamp(*bounds).apply(x)
 

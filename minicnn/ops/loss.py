@@ -163,15 +163,42 @@ def _unbatched(input, target):
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-    """Softmax cross-entropy of logits input (N, C, *d) against class indices target (N, *d)."""
+    """Softmax cross-entropy of logits input (N, C, *d) against class indices target (N, *d),
+    or against class probabilities target (N, C, *d) (floating point, input's shape)."""
     _check_reduction(reduction, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if getattr(target, "dtype", None) is not None and target.dtype.kind == "f":
+        return _probability_cross_entropy(input, target, weight, reduction, label_smoothing)
     if input.ndim == 1:
         out = cross_entropy(*_unbatched(input, target), weight, ignore_index, reduction, label_smoothing)
         return out.reshape(()) if reduction == "none" else out
     t, w, valid, cw = _class_targets(input, target, weight, ignore_index, "cross_entropy")
     return CrossEntropy(t, w, valid, reduction, cw, label_smoothing).apply(input)
+
+
+def _probability_cross_entropy(input, target, weight, reduction, label_smoothing):
+    """loss[n, *d] = -sum_c weight[c] * target[n, c, *d] * log_softmax(input)[n, c, *d]; the mean is
+    over N and *d (weights do not divide, as in PyTorch). Built from other ops, so the target
+    gets a gradient too."""
+    from .activation import log_softmax
+
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"cross_entropy: probability targets must have the input's shape {tuple(input.shape)}, "
+                         f"got {tuple(target.shape)} (class indices must be integers)")
+    c = input.shape[1] if input.ndim > 1 else input.shape[0]
+    axis = 1 if input.ndim > 1 else 0
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + label_smoothing / c
+    terms = log_softmax(input, axis) * target
+    if weight is not None:
+        if tuple(weight.shape) != (c,):
+            raise ValueError(f"cross_entropy: weight has shape {tuple(weight.shape)}, expected ({c},)")
+        terms = terms * weight.reshape((c,) + (1,) * (input.ndim - axis - 1))
+    loss = -terms.sum(axis)
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):

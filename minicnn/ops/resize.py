@@ -1,4 +1,4 @@
-"""Resizing (nearest and (bi)linear interpolation) and cropping of (N, C, *) feature maps.
+"""Resizing (nearest, (bi)linear and bicubic interpolation, area) and cropping of (N, C, *) feature maps.
 
 Interpolation is separable: along each spatial axis the output is A @ input, with A an
 (out, in) matrix whose rows hold the interpolation weights (one 1 for nearest, two weights
@@ -25,19 +25,37 @@ def _axis_matrix(n_in, n_out, mode, align_corners, scale_factor):
     a = np.zeros((n_out, n_in))
     rows = np.arange(n_out)
     scale = 1.0 / scale_factor if scale_factor else n_in / n_out
-    if mode == "nearest":
-        src = np.minimum(np.floor(dst * scale).astype(np.int64), n_in - 1)
-        a[rows, src] = 1.0
+    if mode in ("nearest", "nearest-exact"):
+        src = np.floor(dst * scale if mode == "nearest" else (dst + 0.5) * scale)  # exact: pixel centres
+        a[rows, np.minimum(src.astype(np.int64), n_in - 1)] = 1.0
         return a
     if align_corners:
         src = dst * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
     else:
-        src = np.maximum((dst + 0.5) * scale - 0.5, 0.0)  # pixel centres; clamp the left edge
+        src = (dst + 0.5) * scale - 0.5  # pixel centres
+    if mode == "bicubic":
+        return _cubic_matrix(a, rows, src, n_in)
+    src = np.maximum(src, 0.0)  # linear clamps the left edge
     i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
     i1 = np.minimum(i0 + 1, n_in - 1)
     lam = src - i0
     np.add.at(a, (rows, i0), 1.0 - lam)
     np.add.at(a, (rows, i1), lam)  # i0 == i1 at the right edge: the weights add to 1
+    return a
+
+
+CUBIC_A = -0.75  # the cubic convolution kernel's parameter, as PyTorch's bicubic (Keys' a)
+
+
+def _cubic_matrix(a, rows, src, n_in):
+    """Bicubic weights: four taps around floor(src), Keys' kernel with a = CUBIC_A; taps that fall
+    outside the input read its edge pixel."""
+    i0 = np.floor(src).astype(np.int64)
+    t = src - i0
+    for tap, d in zip(range(-1, 3), (t + 1, t, 1 - t, 2 - t)):
+        near = ((CUBIC_A + 2) * d - (CUBIC_A + 3)) * d * d + 1  # |d| <= 1
+        far = ((CUBIC_A * d - 5 * CUBIC_A) * d + 8 * CUBIC_A) * d - 4 * CUBIC_A  # 1 < |d| < 2
+        np.add.at(a, (rows, np.clip(i0 + tap, 0, n_in - 1)), near if tap in (0, 1) else far)
     return a
 
 
@@ -96,26 +114,29 @@ def _last_axis_times(x, m):
     return (x.reshape(-1, x.shape[-1]) @ m).reshape(x.shape[:-1] + (m.shape[1],))
 
 
-_MODES = {"nearest": None, "linear": 3, "bilinear": 4}  # mode -> the input rank it needs
+# mode -> the input rank it needs
+_MODES = {"nearest": None, "nearest-exact": None, "area": None, "linear": 3, "bilinear": 4, "bicubic": 4}
 
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None):
     """Resize the spatial axes of input (N, C, L) or (N, C, H, W), as torch.nn.functional.interpolate.
 
-    nearest: src = min(floor(dst * scale), in - 1).
+    nearest: src = min(floor(dst * scale), in - 1); nearest-exact: min(floor((dst + 0.5) * scale), in - 1).
     (bi)linear, align_corners=False: src = max((dst + 0.5) * scale - 0.5, 0);
     align_corners=True: src = dst * (in - 1) / (out - 1). Then y = (1 - l) x[floor] + l x[floor + 1].
+    bicubic: the same src (unclamped), four taps weighted by Keys' cubic kernel (a = -0.75).
+    area: the mean over each adaptive bin (adaptive average pooling).
     scale = 1 / scale_factor if a scale factor is given (and not recompute_scale_factor), else in/out.
     """
     shape = tuple(input.shape)
     if mode not in _MODES:
-        raise ValueError(f"interpolate: unsupported mode {mode!r} (nearest, linear, bilinear)")
+        raise ValueError(f"interpolate: unsupported mode {mode!r} ({', '.join(_MODES)})")
     if input.ndim not in (3, 4) or (_MODES[mode] and input.ndim != _MODES[mode]):
         need = "3-D (N, C, L) or 4-D (N, C, H, W)" if mode == "nearest" else f"{_MODES[mode]}-D"
         raise ValueError(f"interpolate: mode {mode!r} needs a {need} input, got shape {shape}")
-    if mode == "nearest" and align_corners is not None:
-        raise ValueError("interpolate: align_corners can only be set with the linear and bilinear modes")
+    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
+        raise ValueError("interpolate: align_corners can only be set with the linear, bilinear and bicubic modes")
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: give exactly one of size and scale_factor")
     k = input.ndim - 2
@@ -131,6 +152,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise ValueError(f"interpolate: output size {out} from input {shape} must be positive")
     if input.dtype.kind != "f":
         raise TypeError(f"interpolate: expected a floating point input, got {input.dtype}")
+    if mode == "area":  # the mean of each adaptive bin: adaptive average pooling
+        from .pooling import adaptive_avg_pool2d
+
+        return adaptive_avg_pool2d(input, out) if k == 2 else adaptive_avg_pool2d(input[:, :, None], (1,) + out)[:, :, 0]
     if mode == "nearest" and k == 2:
         factors = [_repeat_factor(n, o, s) for n, o, s in zip(spatial, out, scales)]
         if None not in factors:

@@ -1,5 +1,7 @@
 """Ops that move values around without arithmetic: reshape, permute, index,
 concatenate, split, pad, and the dtype/device casts."""
+from collections import namedtuple
+
 import numpy as np
 
 from .. import backend
@@ -12,9 +14,11 @@ def _shape_arg(shape):
 
 
 def _axis(dim, ndim, op):
-    if not -ndim <= dim < ndim:
-        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
-    return dim % ndim
+    """``dim`` as an index in [0, ndim); a 0-d tensor takes dim 0 or -1, as in PyTorch."""
+    n = max(ndim, 1)
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -n <= dim < n:
+        raise IndexError(f"{op}: dim {dim!r} is out of range for a tensor with {ndim} dimensions")
+    return int(dim) % n
 
 
 class Reshape(Function):
@@ -104,6 +108,53 @@ def scatter_add(a, index, values):
         cupyx.scatter_add(a, index, values)
     else:
         np.add.at(a, index, values)
+
+
+def _along(index, axis, xp):
+    """The full index tuple that picks ``index`` (an int array) along ``axis``, every other axis in order."""
+    grids = list(xp.meshgrid(*[xp.arange(n) for n in index.shape], indexing="ij", sparse=True))
+    grids[axis] = index
+    return tuple(grids)
+
+
+class Gather(Function):
+    """y[i][j][k] = x[i][index[i][j][k]][k] (for axis 1): values picked along one axis.
+    Backward adds each gy back onto the element it was picked from."""
+
+    def __init__(self, axis, index):
+        self.axis, self.index = axis, index
+
+    def forward(self, x):
+        self.x_meta = (x.shape, x.dtype)
+        return x[_along(self.index, self.axis, self.xp)]
+
+    def backward(self, gy):
+        gx = self.xp.zeros(*self.x_meta)
+        scatter_add(gx, _along(self.index, self.axis, self.xp), gy)
+        return gx
+
+
+class Scatter(Function):
+    """y = x with y[i][index[i][j][k]][k] = src[i][j][k] (for axis 1), out of place. Backward:
+    x's gradient is gy where nothing was written, src's is gy read back at the written places."""
+
+    def __init__(self, axis, index):
+        self.axis, self.index = axis, index
+
+    def forward(self, x, src):
+        where = _along(self.index, self.axis, self.xp)
+        self.src_meta = (src.shape, src.dtype)
+        y = x.copy()
+        y[where] = src[tuple(slice(0, n) for n in self.index.shape)]
+        return y
+
+    def backward(self, gy):
+        where = _along(self.index, self.axis, self.xp)
+        gx = gy.copy()
+        gx[where] = 0
+        gsrc = self.xp.zeros(*self.src_meta)
+        gsrc[tuple(slice(0, n) for n in self.index.shape)] = gy[where]
+        return gx, gsrc
 
 
 class Cat(Function):
@@ -290,6 +341,8 @@ def permute(x, *dims):
 def transpose(x, dim0, dim1):
     axes = list(range(x.ndim))
     a, b = _axis(dim0, x.ndim, "transpose"), _axis(dim1, x.ndim, "transpose")
+    if x.ndim == 0:
+        return reshape(x, ())
     axes[a], axes[b] = axes[b], axes[a]
     return Permute(tuple(axes)).apply(x)
 
@@ -389,10 +442,73 @@ def pad(x, pad, mode="constant", value=0.0):
         return PadConstant(tuple(widths), value).apply(x)
     if mode not in ("reflect", "replicate", "circular"):
         raise ValueError(f"pad: unknown mode {mode!r} (constant, reflect, replicate, circular)")
-    if any(b < 0 or a < 0 for b, a in widths):
-        raise ValueError(f"pad: {mode} padding must be non-negative, got {tuple(pad)}")
+    if any(b < 0 or a < 0 for b, a in widths):  # negative widths crop first, as PyTorch's
+        x = getitem(x, tuple(slice(-min(b, 0), n + min(a, 0)) for n, (b, a) in zip(x.shape, widths)))
+        widths = [(max(b, 0), max(a, 0)) for b, a in widths]
     maps = {ax: _pad_index(x.shape[ax], b, a, mode) for ax, (b, a) in enumerate(widths) if b or a}
+    if not maps:
+        return x
     return PadIndexed(maps).apply(x)
+
+
+def _index_arg(x, dim, index, op):
+    from ..tensor import Tensor
+
+    axis = _axis(dim, x.ndim, op)
+    idx = index.array if isinstance(index, Tensor) else index
+    if getattr(idx, "dtype", None) is None or idx.dtype.kind not in "iu":
+        raise TypeError(f"{op}: index must be an integer tensor, got {getattr(idx, 'dtype', type(index).__name__)}")
+    if idx.ndim != x.ndim or any(i > n for d, (i, n) in enumerate(zip(idx.shape, x.shape)) if d != axis):
+        raise ValueError(f"{op}: index of shape {tuple(idx.shape)} does not fit input of shape {tuple(x.shape)} "
+                         f"(same number of dims, no larger outside dim {axis})")
+    if idx.size and (int(idx.min()) < -x.shape[axis] or int(idx.max()) >= x.shape[axis]):
+        raise IndexError(f"{op}: index values must lie in [0, {x.shape[axis]}) along dim {axis}, got "
+                         f"[{int(idx.min())}, {int(idx.max())}]")
+    return axis, backend.array_module(x.array).asarray(idx % x.shape[axis] if x.shape[axis] else idx)
+
+
+def gather(x, dim, index):
+    """out[i][j][k] = x[i][index[i][j][k]][k] for dim=1 (as torch.gather); out has index's shape."""
+    axis, idx = _index_arg(x, dim, index, "gather")
+    return Gather(axis, idx).apply(x)
+
+
+def scatter(x, dim, index, src=None, value=None):
+    """x with out[i][index[i][j][k]][k] = src[i][j][k] for dim=1 (as torch.scatter, out of place);
+    ``value``: one number written instead of ``src``."""
+    from ..tensor import as_tensor
+
+    axis, idx = _index_arg(x, dim, index, "scatter")
+    if (src is None) == (value is None):
+        raise TypeError("scatter: give exactly one of src and value")
+    if src is None or not hasattr(src, "shape"):
+        src = as_tensor(value if src is None else src, like=x, op="scatter").expand(*idx.shape)
+    return Scatter(axis, idx).apply(x, src)
+
+
+SortResult = namedtuple("SortResult", "values indices")
+
+
+def sort(x, dim=-1, descending=False, stable=False):
+    """(values, indices) of x sorted along dim (ties in their original order)."""
+    axis = _axis(dim, x.ndim, "sort")
+    xp = backend.array_module(x.array)
+    a = x.array if x.ndim else x.array.reshape(1)
+    idx = xp.argsort(-a if descending else a, axis=axis, kind="stable")
+    if x.ndim == 0:
+        return SortResult(x, x.__class__._make(xp.zeros((), xp.int64)))
+    return SortResult(gather(x, axis, idx), x.__class__._make(idx.astype(xp.int64)))
+
+
+def topk(x, k, dim=-1, largest=True, sorted=True):
+    """(values, indices) of the k largest (or smallest) elements along dim, largest first."""
+    axis = _axis(dim, x.ndim, "topk")
+    n = x.shape[axis] if x.ndim else 1
+    if not 0 <= k <= n:
+        raise ValueError(f"topk: k={k} is out of range for dim {axis} of size {n}")
+    _, idx = sort(x, axis, descending=largest)
+    idx = idx.array[(slice(None),) * axis + (slice(0, k),)] if x.ndim else idx.array
+    return SortResult(gather(x, axis, idx) if x.ndim else x, x.__class__._make(idx))
 
 
 def one_hot(tensor, num_classes=-1):
