@@ -58,3 +58,13 @@ def test_tune_cpu_threads_is_an_opt_in_that_keeps_the_users_choice():
     assert chosen["made"] == {}
     assert chosen["env_after_tune"]["OMP_WAIT_POLICY"] == "ACTIVE"
     assert chosen["env_after_tune"]["OPENBLAS_THREAD_TIMEOUT"] == "4"
+
+
+def test_importing_from_the_folder_above_the_checkout_gets_the_package(tmp_path):
+    """``~`` holding the checkout ``~/minicnn``: Python finds the checkout folder first."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.symlink(repo, tmp_path / "minicnn")
+    code = "import minicnn, minicnn.nn; print(minicnn.tensor([1.0]).sum().item(), minicnn.nn.Conv2d.__module__)"
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1.0", "minicnn.nn.conv"]
