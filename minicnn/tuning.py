@@ -91,7 +91,7 @@ PHASES_MAX_PADDED_TAPS = 1.5
 # runs instead of gathers) when a stride step covers at least this many kernel taps: the stems
 IM2COL_PHASE_MIN_TAPS_PER_STEP = 4
 # numba loops run in parallel from this many elements on; smaller ones run serially, as
-# waking the threads costs more than the loop (col2im, optimizer, activation, normalization)
+# waking the threads costs more than the loop (col2im, optimizer, activation, normalization, pooling)
 PARALLEL_MIN_SIZE = 1 << 16
 COL2IM_PARALLEL_MIN_SIZE = 1 << 17
 # element-wise numba loops: below the first size NumPy's own ufuncs are as fast; from the second on

@@ -14,6 +14,15 @@ import numba
 import numpy as np
 from numba import prange
 
+from .. import tuning
+from .jit import serial_and_parallel
+
+
+def _pick(serial, size):
+    """The serial build of a loop, or its parallel twin for arrays of ``PARALLEL_MIN_SIZE`` or more
+    (waking the threads costs more than a small loop, and they then contend with BLAS's)."""
+    return _PARALLEL[serial] if size >= tuning.PARALLEL_MIN_SIZE else serial
+
 
 def _planes(a):
     """(N, C, H, W) -> contiguous (N*C, H, W) view (a copy only if ``a`` is strided)."""
@@ -37,8 +46,7 @@ def _taps(start, k, d, size):
     return lo, max(lo, hi)
 
 
-@numba.njit(cache=True, parallel=True)
-def _max_pool_forward(x, y, idx, kh, kw, sh, sw, ph, pw, dh, dw):
+def _max_pool_forward_loop(x, y, idx, kh, kw, sh, sw, ph, pw, dh, dw):
     planes, h, w = x.shape
     oh, ow = y.shape[1], y.shape[2]
     for p in prange(planes):
@@ -64,18 +72,20 @@ def _max_pool_forward(x, y, idx, kh, kw, sh, sw, ph, pw, dh, dw):
                 idx[p, oy, ox] = arg
 
 
+_max_pool_forward, _max_pool_forward_parallel = serial_and_parallel(_max_pool_forward_loop)
+
+
 def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     """x (N, C, H, W) -> (y, idx), both (N, C, oh, ow); padding is -inf, ties go to
     the first maximum in row-major window order; idx = r*W + c of the maximum."""
     n, c = x.shape[:2]
     y = np.empty((n, c, oh, ow), x.dtype)
     idx = np.empty((n, c, oh, ow), np.int64)
-    _max_pool_forward(_planes(x), _planes(y), _planes(idx), kh, kw, sh, sw, ph, pw, dh, dw)
+    _pick(_max_pool_forward, x.size)(_planes(x), _planes(y), _planes(idx), kh, kw, sh, sw, ph, pw, dh, dw)
     return y, idx
 
 
-@numba.njit(cache=True, parallel=True)
-def _scatter_add(gy, idx, gx):
+def _scatter_add_loop(gy, idx, gx):
     # gy, idx (planes, outputs); gx (planes, pixels), zero on entry
     for p in prange(gy.shape[0]):
         for k in range(gy.shape[1]):
@@ -83,11 +93,14 @@ def _scatter_add(gy, idx, gx):
                 gx[p, idx[p, k]] += gy[p, k]
 
 
+_scatter_add, _scatter_add_parallel = serial_and_parallel(_scatter_add_loop)
+
+
 def max_pool2d_backward(gy, idx, h, w, kh, kw, sh, sw, ph, pw, dh, dw):
     """gy, idx (N, C, oh, ow) -> gx (N, C, h, w) with gx.flat[idx] += gy per plane.
     The window arguments are unused here (the CUDA twin gathers with them)."""
     gx = np.zeros(gy.shape[:2] + (h, w), gy.dtype)
-    _scatter_add(_flat_planes(gy), _flat_planes(idx), _flat_planes(gx))
+    _pick(_scatter_add, gx.size)(_flat_planes(gy), _flat_planes(idx), _flat_planes(gx))
     return gx
 
 
@@ -101,8 +114,7 @@ def _avg_window(o, s, k, p, size):
     return max(start, 0), min(end, size), end - start
 
 
-@numba.njit(cache=True, parallel=True)
-def _avg_pool_forward(x, y, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override):
+def _avg_pool_forward_loop(x, y, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override):
     planes, h, w = x.shape
     oh, ow = y.shape[1], y.shape[2]
     for p in prange(planes):
@@ -123,19 +135,21 @@ def _avg_pool_forward(x, y, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_o
                 y[p, oy, ox] = total / divisor
 
 
+_avg_pool_forward, _avg_pool_forward_parallel = serial_and_parallel(_avg_pool_forward_loop)
+
+
 def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad, divisor_override):
     """x (N, C, H, W) -> y (N, C, oh, ow): window sums (padding counts as 0) over
     PyTorch's divisor: divisor_override, else the window's padded size
     (count_include_pad) or its number of real pixels."""
     n, c = x.shape[:2]
     y = np.empty((n, c, oh, ow), x.dtype)
-    _avg_pool_forward(_planes(x), _planes(y), kh, kw, sh, sw, ph, pw,
+    _pick(_avg_pool_forward, x.size)(_planes(x), _planes(y), kh, kw, sh, sw, ph, pw,
                       bool(count_include_pad), int(divisor_override or 0))
     return y
 
 
-@numba.njit(cache=True, parallel=True)
-def _avg_pool_backward(gy, gx, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override):
+def _avg_pool_backward_loop(gy, gx, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override):
     planes, h, w = gx.shape
     oh, ow = gy.shape[1], gy.shape[2]
     for p in prange(planes):
@@ -155,42 +169,54 @@ def _avg_pool_backward(gy, gx, kh, kw, sh, sw, ph, pw, count_include_pad, diviso
                         gx[p, r, c] += g
 
 
+_avg_pool_backward, _avg_pool_backward_parallel = serial_and_parallel(_avg_pool_backward_loop)
+
+
 def avg_pool2d_backward(gy, h, w, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad, divisor_override):
     """gy (N, C, oh, ow) -> gx (N, C, h, w): each window's gy / divisor spread over
     its real pixels (the adjoint of avg_pool2d_forward)."""
     n, c = gy.shape[:2]
     gx = np.zeros((n, c, h, w), gy.dtype)
-    _avg_pool_backward(_planes(gy), _planes(gx), kh, kw, sh, sw, ph, pw,
+    _pick(_avg_pool_backward, gx.size)(_planes(gy), _planes(gx), kh, kw, sh, sw, ph, pw,
                        bool(count_include_pad), int(divisor_override or 0))
     return gx
 
 
 # -- max unpooling ---------------------------------------------------------------
-@numba.njit(cache=True, parallel=True)
-def _scatter(x, idx, y):
+def _scatter_loop(x, idx, y):
     # x, idx (planes, inputs); y (planes, pixels), zero on entry
     for p in prange(x.shape[0]):
         for k in range(x.shape[1]):
             y[p, idx[p, k]] = x[p, k]
 
 
-@numba.njit(cache=True, parallel=True)
-def _gather(gy, idx, gx):
+_scatter, _scatter_parallel = serial_and_parallel(_scatter_loop)
+
+
+def _gather_loop(gy, idx, gx):
     for p in prange(gx.shape[0]):
         for k in range(gx.shape[1]):
             gx[p, k] = gy[p, idx[p, k]]
+
+
+_gather, _gather_parallel = serial_and_parallel(_gather_loop)
 
 
 def max_unpool2d_forward(x, idx, oh, ow):
     """x, idx (N, C, h, w) -> y (N, C, oh, ow): zeros with y.flat[idx] = x per plane.
     ``idx`` must lie in [0, oh*ow) (the op checks it)."""
     y = np.zeros(x.shape[:2] + (oh, ow), x.dtype)
-    _scatter(_flat_planes(x), _flat_planes(idx), _flat_planes(y))
+    _pick(_scatter, y.size)(_flat_planes(x), _flat_planes(idx), _flat_planes(y))
     return y
 
 
 def max_unpool2d_backward(gy, idx):
     """gy (N, C, oh, ow), idx (N, C, h, w) -> gx = gy.flat[idx] per plane, shaped as idx."""
     gx = np.empty(idx.shape, gy.dtype)
-    _gather(_flat_planes(gy), _flat_planes(idx), _flat_planes(gx))
+    _pick(_gather, gy.size)(_flat_planes(gy), _flat_planes(idx), _flat_planes(gx))
     return gx
+
+
+_PARALLEL = {_max_pool_forward: _max_pool_forward_parallel, _scatter_add: _scatter_add_parallel,
+             _avg_pool_forward: _avg_pool_forward_parallel, _avg_pool_backward: _avg_pool_backward_parallel,
+             _scatter: _scatter_parallel, _gather: _gather_parallel}
