@@ -11,7 +11,7 @@ from .autograd import Function, enable_grad, inference_mode, is_grad_enabled, no
 from . import accelerator, amp, cuda, utils  # noqa: F401  (mc.cuda.is_available(), mc.utils.data, as torch's)
 from .amp import autocast  # noqa: F401
 from .backend import cuda_available, device
-from .creation import (arange, empty, eye, from_numpy, full, ones, ones_like, rand, rand_like, randint, randn,
+from .creation import (arange, as_tensor, empty, eye, from_numpy, full, ones, ones_like, rand, rand_like, randint, randn,
                        randn_like, tensor, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
 from .ops import (abs, add, amax, amin, argmax, argmin, cat, chunk, clamp, clip, concatenate, div, exp, mul, std, sub,

@@ -90,3 +90,10 @@ def randint(low, high, size, device="cpu"):
 
 def from_numpy(array):
     return Tensor(np.asarray(array))
+
+
+def as_tensor(data, dtype=None, device=None):
+    """``data`` as a Tensor, sharing its memory where dtype and device allow (a Tensor comes back as it is)."""
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    return Tensor(data, dtype=dtype, device=device)
