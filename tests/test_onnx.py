@@ -103,6 +103,9 @@ def test_ops_beyond_the_zoo_export_and_load(tmp_path):
     loaded = mc.onnx.load(str(path))
     assert _rel(loaded(x).numpy(), y.numpy()) < 1e-6
     assert sorted(loaded.state_dict()) == sorted(model.state_dict())
+    again = tmp_path / "again.onnx"  # a loaded model exports too (ONNX -> minicnn -> ONNX)
+    mc.onnx.export(loaded, x, str(again))
+    assert _rel(_ort(again, x.numpy()), y.numpy()) < 1e-5
 
 
 def test_what_does_not_export_says_so(tmp_path):

@@ -89,15 +89,21 @@ def _reference(models, name):
     return (dict(ref[0]), tuple(ref[1])) if ref else ({}, (3, 224, 224))
 
 
-def cmd_summary(args):
-    models = _import("minicnn.models", "minicnn summary")
-    summary = _import("minicnn.summary", "minicnn summary")
+def _build(args, what):
+    """The zoo model ``args.name`` (with --num-classes) and its input size (--input-size, or the
+    size its published figures are quoted at)."""
+    models = _import("minicnn.models", what)
     kwargs, input_size = _reference(models, args.name)
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     if args.input_size is not None:
         input_size = tuple(args.input_size)
-    model = models.get_model(args.name, **kwargs)
+    return models.get_model(args.name, **kwargs), input_size
+
+
+def cmd_summary(args):
+    summary = _import("minicnn.summary", "minicnn summary")
+    model, input_size = _build(args, "minicnn summary")
     s = summary.summary(model, input_size=input_size, batch_size=args.batch, optimizer=args.optimizer)
     print(s)
     if args.memory_gb is not None:
@@ -183,17 +189,11 @@ def _is_onnx(path):
 
 
 def cmd_export(args):
-    models = _import("minicnn.models", "minicnn export")
     onnx = _onnx("minicnn export")
     from ..creation import randn
     from ..serialization import load
 
-    kwargs, input_size = _reference(models, args.name)
-    if args.num_classes is not None:
-        kwargs["num_classes"] = args.num_classes
-    if args.input_size is not None:
-        input_size = tuple(args.input_size)
-    model = models.get_model(args.name, **kwargs)
+    model, input_size = _build(args, "minicnn export")
     if args.weights is not None:
         model.load_state_dict(load(args.weights))
     proto = onnx.export(model.eval(), randn(1, *input_size), args.output, opset_version=args.opset,

@@ -96,6 +96,12 @@ def _write(proto, f):
         raise
 
 
+def _contiguous(a):
+    """``a`` in C order; a 0-d array stays 0-d (``np.ascontiguousarray`` would make it (1,))."""
+    a = np.asarray(a)
+    return np.ascontiguousarray(a) if a.ndim else a
+
+
 class _Graph:
     """The ONNX graph being written: nodes, initializers, and a name for every traced tensor."""
 
@@ -135,7 +141,7 @@ class _Graph:
         parameters and buffers only: a floating-point constant is a Constant node, so that a
         loader does not take it for a weight to train."""
         name = self.fresh(stem)
-        tensor = self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name)
+        tensor = self.onnx.numpy_helper.from_array(_contiguous(array), name)
         if tensor.data_type in (self.onnx.TensorProto.FLOAT, self.onnx.TensorProto.DOUBLE,
                                 self.onnx.TensorProto.FLOAT16) and np.ndim(array) > 0:
             self.emit("Constant", [], name, value=tensor)
@@ -165,8 +171,7 @@ class _Graph:
         self.taken.add(key)
         self.bind(t, key)
         if export_params:
-            self.initializers.append(self.onnx.numpy_helper.from_array(
-                np.ascontiguousarray(backend.to_numpy(t.array)), key))
+            self.initializers.append(self.onnx.numpy_helper.from_array(_contiguous(backend.to_numpy(t.array)), key))
         else:
             self.param_inputs.append((key, t))
 
@@ -395,9 +400,16 @@ def _expand(g, fn, ins, outs):
 
 
 def _getitem(g, fn, ins, outs):
-    """Basic indexing (slices, integers, ...) as one Slice, then a Squeeze of the integer axes."""
+    """Basic indexing (slices, integers, ...) as one Slice, then a Squeeze of the integer axes;
+    an integer array along one axis as a Gather."""
     x = ins[0]
     index = fn.index if isinstance(fn.index, tuple) else (fn.index,)
+    arrays = [k for k, i in enumerate(index) if getattr(i, "ndim", 0) > 0]
+    if len(arrays) == 1 and all(i == slice(None) for k, i in enumerate(index) if k != arrays[0]):
+        # x[:, ..., idx] with one integer array: a Gather along that axis
+        idx = backend.to_numpy(index[arrays[0]])
+        if idx.dtype.kind in "iu":
+            return g.emit("Gather", [g.name(x), g.ints(idx)], axis=arrays[0])
     if any(i is None or hasattr(i, "dtype") and getattr(i, "ndim", 0) > 0 or isinstance(i, (list, Tensor))
            for i in index):
         raise NotImplementedError(f"onnx.export: indexing with {fn.index!r}: only slices and integers export")
@@ -468,7 +480,8 @@ def _resize(g, x, out_hw, scales, **attrs):
 def _interpolate(g, fn, ins, outs):
     if hasattr(fn, "onnx_resize"):  # a Resize that minicnn.onnx.load read: written back as it was
         attrs, scales = fn.onnx_resize
-        attrs = {k: v for k, v in attrs.items() if k != "axes"}
+        # written with the output's own sizes, so these need not (and, before opset 18, cannot) be said
+        attrs = {k: v for k, v in attrs.items() if k not in ("axes", "antialias", "keep_aspect_ratio_policy")}
         return _resize(g, ins[0], outs[0].shape[2:], scales and scales[2:], **attrs)
     coords = "align_corners" if fn.align_corners else "half_pixel"
     attrs = {"nearest": dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"),

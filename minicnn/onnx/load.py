@@ -57,7 +57,7 @@ class OnnxModule(nn.Module):
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         graph = model.graph
         arrays = {t.name: _array(t, folder, source) for t in graph.initializer}
-        self._constants, self._steps, self._where, self.nodes = {}, [], {}, []
+        self._constants, self._steps, self._where, self.nodes, self._device = {}, [], {}, [], "cpu"
         known = set(arrays)
         self.input_names = [i.name for i in graph.input if i.name not in arrays]
         known.update(self.input_names)
@@ -121,7 +121,7 @@ class OnnxModule(nn.Module):
         if name in env:
             return env[name]
         if name in self._constants:
-            return Tensor(self._constants[name])
+            return Tensor(self._constants[name], device=self._device)
         owner, leaf = self._where[name]
         return getattr(owner, leaf)
 
@@ -129,6 +129,7 @@ class OnnxModule(nn.Module):
         if len(inputs) != len(self.input_names):
             raise TypeError(f"{self.source}: the graph takes {len(self.input_names)} inputs "
                             f"({', '.join(self.input_names)}), got {len(inputs)}")
+        self._device = inputs[0].device if inputs and isinstance(inputs[0], Tensor) else "cpu"  # for constants
         env = dict(zip(self.input_names, inputs))
         for op_type, where, op, in_names, out_names, attrs in self._steps:
             args = [self._value(n, env) if n else None for n in in_names]
@@ -366,7 +367,7 @@ def _max_pool(m, args, attrs, n_out):
         idx = (idx // wp - pads[0][0]) * w + idx % wp - pads[1][0]
     nc = x.shape[0] * x.shape[1]
     idx = idx + (np.arange(nc).reshape(x.shape[0], x.shape[1], 1, 1) * (h * w))  # ONNX: flat over N, C, H, W
-    idx = Tensor(idx.astype(np.int64))
+    idx = Tensor(idx.astype(np.int64), device=m._device)
     return (y.squeeze(2), idx.squeeze(2)) if n == 1 else (y, idx)
 
 
@@ -408,7 +409,8 @@ def _batch_norm(m, args, attrs, n_out):
     xs = x.numpy()
     new_mean = mean.numpy() * momentum + xs.mean(axis=axes) * (1 - momentum)
     new_var = var.numpy() * momentum + xs.var(axis=axes) * (1 - momentum)
-    return (y, Tensor(new_mean.astype(xs.dtype)), Tensor(new_var.astype(xs.dtype)))[:n_out]
+    stats = (Tensor(v.astype(xs.dtype), device=m._device) for v in (new_mean, new_var))
+    return (y, *stats)[:n_out]
 
 
 def _lrn(m, args, attrs, n_out):
@@ -679,7 +681,7 @@ def _max_unpool(m, args, attrs, n_out):
     p = attrs.get("pads", [0] * 2 * len(k))
     n = len(k)
     hw = [(i - 1) * ss - pb - pe + kk for i, ss, pb, pe, kk in zip(x.shape[2:], s, p[:n], p[n:], k)]
-    plane = Tensor(idx.numpy() % math.prod(hw))
+    plane = Tensor(idx.numpy() % math.prod(hw), device=m._device)
     y = F.max_unpool2d(x, plane, k, s, 0, hw)
     if len(args) > 2 and args[2] is not None:
         y = _pad_input(y, [(0, o - i) for o, i in zip(_ints(args[2])[2:], hw)])
@@ -693,7 +695,7 @@ def _dropout(m, args, attrs, n_out):
         ratio = _floats(args[1])[0]
     training = len(args) > 2 and args[2] is not None and bool(_ints(args[2])[0])
     y = F.dropout(x, ratio, training=training) if training else x
-    return (y, Tensor(np.ones(x.shape, bool))) if n_out > 1 else y
+    return (y, Tensor(np.ones(x.shape, bool), device=m._device)) if n_out > 1 else y
 
 
 def _clip(m, args, attrs, n_out):
@@ -724,7 +726,7 @@ def _reduce(fn, input_axes_from, empty=None):
         axes, keep = tuple(a % x.ndim for a in axes), bool(attrs.get("keepdims", 1))
         if empty is not None and any(x.shape[a] == 0 for a in axes):  # ONNX: the identity of max/min
             shape = [1 if a in axes else d for a, d in enumerate(x.shape) if keep or a not in axes]
-            return Tensor(np.full(shape, empty, x.dtype if x.dtype.kind == "f" else np.float32).astype(x.dtype))
+            return Tensor(np.full(shape, empty).astype(x.dtype), device=m._device)
         return fn(x, axes, keep)
     return op
 
@@ -743,7 +745,7 @@ def _arg(fn):
 def _shape(m, args, attrs, n_out):
     shape = list(args[0].shape)
     start, end = attrs.get("start", 0), attrs.get("end", len(shape))
-    return Tensor(np.asarray(shape[start:end] if end else shape[start:], np.int64))
+    return Tensor(np.asarray(shape[start:end] if end else shape[start:], np.int64), device=m._device)
 
 
 def _gather(m, args, attrs, n_out):
@@ -762,11 +764,11 @@ def _cast(m, args, attrs, n_out):
 
 def _constant(m, args, attrs, n_out):
     if "value" in attrs:
-        return Tensor(attrs["value"])
+        return Tensor(attrs["value"], device=m._device)
     for key, dtype in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
                        ("value_ints", np.int64)):
         if key in attrs:
-            return Tensor(np.asarray(attrs[key], dtype))
+            return Tensor(np.asarray(attrs[key], dtype), device=m._device)
     raise NotImplementedError(f"Constant: attributes {sorted(attrs)}")
 
 
@@ -775,7 +777,7 @@ def _constant_of_shape(m, args, attrs, n_out):
     if any(s < 0 for s in shape) or math.prod(shape) > MAX_ELEMENTS:
         raise ValueError(f"ConstantOfShape: shape {shape} is negative or too large")
     value = attrs.get("value", np.zeros(1, np.float32))
-    return Tensor(np.full(shape, value.reshape(-1)[0], value.dtype))
+    return Tensor(np.full(shape, value.reshape(-1)[0], value.dtype), device=m._device)
 
 
 def _expand(m, args, attrs, n_out):
