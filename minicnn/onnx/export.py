@@ -5,7 +5,8 @@ eval-mode forward pass inside ``autograd.trace``, so every op that runs reports 
 ``Function``, whose hyperparameters sit on ``self``), its input Tensors and its output Tensors.
 A converter per Function class below writes the matching ONNX node(s). A tensor that no op made
 is the example input (a graph input), a parameter or buffer (an initializer named by its
-``state_dict`` key), or a constant (an initializer as well).
+``state_dict`` key), or a constant (a Constant node; integer arguments such as shapes and axes
+are initializers).
 """
 import os
 import tempfile
@@ -115,14 +116,17 @@ class _Graph:
         self.keep = []  # every named tensor stays alive, so that no id is reused
         self.producer = {}  # value name -> the Function that made it
         self.used = set()  # ids of tensors that some op reads
-        self.taken = set()
+        self.taken, self.counts = set(), {}  # value names in use; the next number to try per stem
 
     # -- names ------------------------------------------------------------------
     def fresh(self, stem):
-        k, name = 0, stem
+        """A value name not used yet: ``stem``, then ``stem_1``, ``stem_2``, ..."""
+        k = self.counts.get(stem, 0)
+        name = stem if k == 0 else f"{stem}_{k}"
         while name in self.taken:
             k += 1
             name = f"{stem}_{k}"
+        self.counts[stem] = k + 1
         self.taken.add(name)
         return name
 
