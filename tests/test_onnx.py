@@ -115,7 +115,7 @@ def test_what_does_not_export_says_so(tmp_path):
 
     with pytest.raises(NotImplementedError, match="a loss is not part of the model"):
         mc.onnx.export(Loss(), mc.randn(2, 3), str(tmp_path / "loss.onnx"))
-    with pytest.raises(TypeError, match="args must be a Tensor"):
+    with pytest.raises(TypeError, match="example_input must be a Tensor"):
         mc.onnx.export(nn.ReLU(), np.zeros(3), str(tmp_path / "x.onnx"))
     assert not any(p.name.endswith(".onnx") for p in tmp_path.iterdir())  # nothing half-written
 

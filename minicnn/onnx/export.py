@@ -21,24 +21,24 @@ from ..tensor import Tensor
 OPSETS = range(13, 22)  # 13: axes and pads as inputs everywhere used here; 21: what onnxruntime runs
 
 
-def export(model, args, f, *, export_params=True, verbose=False, input_names=None, output_names=None,
-           opset_version=17, dynamic_axes=None):
-    """Write ``model`` as ONNX to ``f`` (a path or a binary file), as ``torch.onnx.export``.
+def export(model, example_input, path, opset_version=17, input_names=None, output_names=None,
+           dynamic_axes=None, *, export_params=True, verbose=False):
+    """Write ``model`` as ONNX to ``path`` (a path or a binary file), as ``torch.onnx.export``.
 
-    args: the example input (a Tensor, or a tuple of them) that one traced forward pass runs on,
-    in eval mode. input_names / output_names: the graph's value names (default ``input``,
-    ``output``, numbered when there are several). dynamic_axes: {name: {axis: label} or [axis]}
-    for axes that may change size (the batch). export_params=False leaves the parameters out
-    and makes them graph inputs. Returns the ``onnx.ModelProto``, checked by
-    ``onnx.checker.check_model`` (with shape inference)."""
+    example_input: a Tensor, or a tuple of them, that one traced forward pass runs on, in eval
+    mode. input_names / output_names: the graph's value names (default ``input``, ``output``,
+    numbered when there are several). dynamic_axes: {name: {axis: label} or [axis]} for axes
+    that may change size (the batch). export_params=False leaves the parameters out and makes
+    them graph inputs. Returns the ``onnx.ModelProto``, checked by ``onnx.checker.check_model``
+    (with shape inference)."""
     import onnx
 
     if opset_version not in OPSETS:
         raise ValueError(f"onnx.export: opset_version {opset_version} is not supported; use one of "
                          f"{OPSETS.start}..{OPSETS.stop - 1}")
-    args = (args,) if isinstance(args, Tensor) else tuple(args)
+    args = (example_input,) if isinstance(example_input, Tensor) else tuple(example_input)
     if not args or not all(isinstance(a, Tensor) for a in args):
-        raise TypeError(f"onnx.export: args must be a Tensor or a tuple of Tensors, got "
+        raise TypeError(f"onnx.export: example_input must be a Tensor or a tuple of Tensors, got "
                         f"{[type(a).__name__ for a in args]}")
     g = _Graph(opset_version)
     input_names = _names(input_names, "input", len(args), "input_names")
@@ -68,7 +68,7 @@ def export(model, args, f, *, export_params=True, verbose=False, input_names=Non
         print(f"onnx.export: {len(g.nodes)} nodes, {len(g.initializers)} initializers")
     proto = g.model(dynamic_axes or {})
     onnx.checker.check_model(proto, full_check=True)
-    _write(proto, f)
+    _write(proto, path)
     return proto
 
 
