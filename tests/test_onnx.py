@@ -153,6 +153,27 @@ def test_files_from_pytorchs_exporter_load(tmp_path):
     assert _rel(mc.onnx.load(str(path))(mc.tensor(x.numpy())).numpy(), ref) < 1e-4
 
 
+def test_a_keras_model_converted_by_tf2onnx_loads_and_trains():
+    """tests/data/make_keras_onnx.py made the file (Keras CNN: NHWC input, same padding with
+    stride 2, depthwise convolution, batch norm, upsampling, zero padding, two heads)."""
+    data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+    ref = np.load(os.path.join(data, "keras_tf2onnx_ref.npz"))
+    net = mc.onnx.load(os.path.join(data, "keras_tf2onnx.onnx"))
+    y = net(mc.tensor(ref["x"]))
+    assert _rel(y.numpy(), ref["y"]) < 1e-5
+    assert {"Transpose", "Conv", "BatchNormalization", "Resize", "MatMul", "Softmax"} <= {n[0] for n in net.nodes}
+    # backward through the loaded graph, in float64: the directional derivative along a random v
+    net = net.to(dtype=mc.float64)
+    rng = np.random.default_rng(0)
+    x0, v, w = ref["x"].astype(np.float64), rng.standard_normal(ref["x"].shape), rng.standard_normal(ref["y"].shape)
+    x = mc.tensor(x0, requires_grad=True)
+    (net(x) * mc.tensor(w)).sum().backward()
+    f = lambda a: float((net(mc.tensor(a)).numpy() * w).sum())  # noqa: E731
+    numeric = (f(x0 + 1e-6 * v) - f(x0 - 1e-6 * v)) / 2e-6
+    assert abs(float((x.grad.numpy() * v).sum()) - numeric) < 1e-6 * max(1.0, abs(numeric))
+    assert all(p.grad is not None and np.isfinite(p.grad.numpy()).all() for p in net.parameters())
+
+
 # -- hostile and broken files ------------------------------------------------------------------
 def _graph(initializers, nodes=None, inputs=("x",)):
     nodes = nodes or [helper.make_node("Add", ["x", "w"], ["y"])]
