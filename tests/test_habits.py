@@ -400,3 +400,23 @@ def test_clamp_with_tensor_bounds_zero_d_dims_and_cropping_pads():
     assert F.pad(v, (2, -1), mode="replicate").flatten().tolist() == [0, 0, 0, 1, 2, 3]
     assert torch.accelerator.is_available() == torch.cuda.is_available()
     assert (torch.accelerator.current_accelerator() is None) == (not torch.cuda.is_available())
+
+
+def test_indexing_ops_refuse_bad_arguments_by_name():
+    x = torch.randn(3, 4)
+    with pytest.raises(TypeError, match="gather: index must be an integer tensor, got float32"):
+        x.gather(1, torch.zeros(3, 1))
+    with pytest.raises(ValueError, match=r"gather: index of shape \(5, 1\) does not fit input of shape \(3, 4\)"):
+        x.gather(1, torch.tensor(np.zeros((5, 1), np.int64)))
+    with pytest.raises(IndexError, match=r"scatter: index values must lie in \[0, 4\) along dim 1, got \[0, 7\]"):
+        x.scatter(1, torch.tensor(np.array([[0], [7], [1]])), value=1.0)
+    with pytest.raises(TypeError, match="scatter: give exactly one of src and value"):
+        x.scatter(1, torch.tensor(np.zeros((3, 1), np.int64)))
+    with pytest.raises(ValueError, match="topk: k=5 is out of range for dim 1 of size 4"):
+        x.topk(5)
+    with pytest.raises(IndexError, match="sort: dim 2 is out of range for a tensor with 2 dimensions"):
+        x.sort(2)
+    with pytest.raises(TypeError, match="clamp: min must be a number or a Tensor, got str"):
+        x.clamp("0")
+    with pytest.raises(ValueError, match=r"interpolate: mode 'bicubic' needs a 4-D input, got shape \(1, 1, 4\)"):
+        torch.nn.functional.interpolate(torch.randn(1, 1, 4), scale_factor=2, mode="bicubic")
