@@ -274,7 +274,8 @@ def _pads(attrs, x, k, s, d, op):
     return out
 
 
-def _window(attrs, x, w_shape=None):
+def _window(attrs, w_shape=None):
+    """(kernel, strides, dilations, number of spatial axes) of a windowed node."""
     k = attrs.get("kernel_shape") or list(w_shape[2:])
     n = len(k)
     s, d = attrs.get("strides", [1] * n), attrs.get("dilations", [1] * n)
@@ -298,7 +299,7 @@ def _pad_input(x, pads, value=0.0):
 
 def _conv(m, args, attrs, n_out):
     x, w, b = (args + [None])[:3]
-    k, s, d, n = _window(attrs, x, w.shape)
+    k, s, d, n = _window(attrs, w.shape)
     pads = _pads(attrs, x, k, s, d, "Conv")
     x, w = _as_2d(x, n, "Conv"), _as_2d(w, n, "Conv")
     if n == 1:
@@ -312,7 +313,7 @@ def _conv(m, args, attrs, n_out):
 
 def _conv_transpose(m, args, attrs, n_out):
     x, w, b = (args + [None])[:3]
-    k, s, d, n = _window(attrs, x, w.shape)
+    k, s, d, n = _window(attrs, w.shape)
     x, w = _as_2d(x, n, "ConvTranspose"), _as_2d(w, n, "ConvTranspose")
     if n == 1:
         k, s, d = [1] + k, [1] + s, [1] + d
@@ -347,7 +348,7 @@ def _conv_transpose(m, args, attrs, n_out):
 
 def _max_pool(m, args, attrs, n_out):
     x = args[0]
-    k, s, d, n = _window(attrs, x)
+    k, s, d, n = _window(attrs)
     if attrs.get("storage_order", 0):
         raise NotImplementedError("MaxPool: storage_order=1 (column-major indices)")
     pads = _pads(attrs, x, k, s, d, "MaxPool")
@@ -373,7 +374,7 @@ def _max_pool(m, args, attrs, n_out):
 
 def _avg_pool(m, args, attrs, n_out):
     x = args[0]
-    k, s, d, n = _window(attrs, x)
+    k, s, d, n = _window(attrs)
     if any(v != 1 for v in d):
         raise NotImplementedError("AveragePool: dilations (minicnn's avg_pool2d has none)")
     pads = _pads(attrs, x, k, s, d, "AveragePool")
