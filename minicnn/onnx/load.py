@@ -651,18 +651,8 @@ def _resize_matrix(n, out, scale, attrs, opset):
         np.add.at(a, (rows, i1), src - i0)
         return a
     if mode == "cubic":
-        c, exclude = attrs.get("cubic_coeff_a", -0.75), attrs.get("exclude_outside", 0)
-        i0 = np.floor(src).astype(np.int64)
-        for tap in range(-1, 3):
-            d = np.abs(src - (i0 + tap))
-            w = np.where(d <= 1, ((c + 2) * d - (c + 3)) * d * d + 1,
-                         np.where(d < 2, ((c * d - 5 * c) * d + 8 * c) * d - 4 * c, 0.0))
-            idx = i0 + tap
-            inside = (idx >= 0) & (idx < n)
-            if exclude:
-                w = np.where(inside, w, 0.0)
-            np.add.at(a, (rows, np.clip(idx, 0, n - 1)), w)
-        return a / a.sum(axis=1, keepdims=True) if exclude else a
+        return resize.cubic_matrix(src, n, attrs.get("cubic_coeff_a", -0.75),
+                                   bool(attrs.get("exclude_outside", 0)))
     raise NotImplementedError(f"Resize: mode {mode!r}")
 
 

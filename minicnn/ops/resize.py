@@ -34,7 +34,7 @@ def _axis_matrix(n_in, n_out, mode, align_corners, scale_factor):
     else:
         src = (dst + 0.5) * scale - 0.5  # pixel centres
     if mode == "bicubic":
-        return _cubic_matrix(a, rows, src, n_in)
+        return cubic_matrix(src, n_in)
     src = np.maximum(src, 0.0)  # linear clamps the left edge
     i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
     i1 = np.minimum(i0 + 1, n_in - 1)
@@ -47,16 +47,24 @@ def _axis_matrix(n_in, n_out, mode, align_corners, scale_factor):
 CUBIC_A = -0.75  # the cubic convolution kernel's parameter, as PyTorch's bicubic (Keys' a)
 
 
-def _cubic_matrix(a, rows, src, n_in):
-    """Bicubic weights: four taps around floor(src), Keys' kernel with a = CUBIC_A; taps that fall
-    outside the input read its edge pixel."""
+def cubic_matrix(src, n_in, coeff=CUBIC_A, exclude_outside=False):
+    """(len(src), n_in) bicubic weights: four taps around floor(src), Keys' kernel with parameter
+    ``coeff``. Taps outside the input read its edge pixel, or with ``exclude_outside`` (an ONNX
+    option) drop out and the remaining weights are rescaled to sum to 1."""
+    a = np.zeros((len(src), n_in))
+    rows = np.arange(len(src))
     i0 = np.floor(src).astype(np.int64)
     t = src - i0
     for tap, d in zip(range(-1, 3), (t + 1, t, 1 - t, 2 - t)):
-        near = ((CUBIC_A + 2) * d - (CUBIC_A + 3)) * d * d + 1  # |d| <= 1
-        far = ((CUBIC_A * d - 5 * CUBIC_A) * d + 8 * CUBIC_A) * d - 4 * CUBIC_A  # 1 < |d| < 2
-        np.add.at(a, (rows, np.clip(i0 + tap, 0, n_in - 1)), near if tap in (0, 1) else far)
-    return a
+        if tap in (0, 1):  # |d| <= 1
+            w = ((coeff + 2) * d - (coeff + 3)) * d * d + 1
+        else:  # 1 <= |d| <= 2
+            w = ((coeff * d - 5 * coeff) * d + 8 * coeff) * d - 4 * coeff
+        idx = i0 + tap
+        if exclude_outside:
+            w = np.where((idx >= 0) & (idx < n_in), w, 0.0)
+        np.add.at(a, (rows, np.clip(idx, 0, n_in - 1)), w)
+    return a / a.sum(axis=1, keepdims=True) if exclude_outside else a
 
 
 class Interpolate(Function):
